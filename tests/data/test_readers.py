@@ -284,6 +284,9 @@ def test_a_header_less_csv_with_a_time_column_says_its_columns_have_no_names(tmp
     with pytest.raises(SqtoolError, match=r"no header row, so its 3 columns have no names .*the first rises like a "
                        r"time column.*time_column: 0 or fs"):
         read_csv(f)
+    with pytest.raises(SqtoolError, match=r"no names .*the first rises like a time column, and would be read as the "
+                       r"PPG\)"):                       # a rate given: the time column was read as the PPG, silently
+        read_csv(f, fs=64)
     (tmp_path / "dataset.yaml").write_text('format: csv\ntime_column: "0"\nchannels: {ppg: 1, acc_x: 2}\n')
     r = next(iter_records(tmp_path / "dataset.yaml"))
     assert r.fs["ppg"] == pytest.approx(64.0) and r.signals["ppg"][16] == pytest.approx(np.sin(2 * np.pi * 1.3 / 4))

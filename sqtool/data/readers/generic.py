@@ -287,12 +287,15 @@ def read_csv(path, fs: float | None = None, time_column: str | None = None, time
             raise SqtoolError(f"{where}: time column '{tcol}' gives {fs_t:.3g} Hz but fs={fs:g} was given; "
                               f"wrong sampling rate")
         fs = fs or fs_t
-    if fs is None and not header and df.shape[1] > 1:      # columns by position only: the time may be one of them
+    rises = False                                          # columns by position only: the time may be one of them
+    if not header and df.shape[1] > 1:
         import pandas as pd
         rises = bool(np.all(np.diff(pd.to_numeric(df.iloc[:, 0], errors="coerce").to_numpy(np.float64)) > 0))
-        raise SqtoolError(f"{where}: no sampling rate: the file has no header row, so its {df.shape[1]} columns have "
-                          "no names and no time column is known" + (" (the first rises like a time column)" if rises
-                                                                     else "") + "; write a first row naming them "
+    if not header and df.shape[1] > 1 and (fs is None or rises):   # given fs, a rising first column was the PPG
+        raise SqtoolError(f"{where}: " + ("no sampling rate: " if fs is None else "") + "the file has no header row, "
+                          f"so its {df.shape[1]} columns have no names and no time column is known"
+                          + (" (the first rises like a time column" + (", and would be read as the PPG)" if fs else ")")
+                             if rises else "") + "; write a first row naming them "
                           "(e.g. time,ppg,acc_x,acc_y,acc_z), or a dataset.yaml beside it naming them by 0-based "
                           "position (time_column: 0 or fs:, channels: {ppg: 1, acc_x: 2, ...})")
     if fs is None:
