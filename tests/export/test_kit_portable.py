@@ -549,3 +549,34 @@ def test_axes_words_follow_how_the_front_end_reads_them():
     assert "do not depend on the order of the\naxes" in summed["ACC_AXES"] and "share one gain" in summed["ACC_AXES"]
     assert "ORDER" not in summed["ACC_AXES"] and "any order and orientation" in summed["ACC_AXES_NOTE"]
     assert acc_axes_values(SimpleNamespace(n_channels=1, gain_acc=4096.0)) == {"ACC_AXES": "", "ACC_AXES_NOTE": ""}
+
+
+
+def test_readme_ram_figure_is_the_state_of_todays_code(kit_2ppg, tmp_path):
+    """The "Other cores" RAM line names the state size that benchmarks/results/kit_other_cores.json measured, and that
+    is sizeof(sq_pipeline_t) of today's code for the demo model's layout: 2 PPG sensors + accelerometer, 134 bins and
+    its decoder's transition of 6 BPM (R = 12 bins; the twin's own 4 BPM makes R = 8, 32 B less). The line said
+    8,440 B, the state before the pulse-presence run grew to 32 windows (8,472 B)."""
+    import json
+    import re
+
+    from sqtool.export import pipeline as PL
+    from sqtool.export.kit import _state_bytes
+    from tests.export.export_fixtures import make_float_specnet, make_int8_specnet, synthetic_spectra
+    from sqtool.export.intgraph import extract_int_graph
+    from sqtool.export.metadata import build_metadata
+    f = make_float_specnet("spec_student_xs", 0)
+    q = make_int8_specnet(f, synthetic_spectra(f.cfg, 16, 0)[0])
+    g = extract_int_graph(q)
+    mc = q.cfg.to_dict()
+    mc = {**mc, "decoder": {**mc["decoder"], "sigma_bpm": 6.0}}                  # the demo model's transition
+    PL.render_pipeline(mc, g, build_metadata({"model_cfg": mc, "kind": "student_int8"}, "0" * 64, g), tmp_path,
+                       n_ppg=2)
+    assert "#define SQ_DEC_RADIUS        12" in (tmp_path / "sq_decoder_tables.h").read_text()
+    sizeof = int(_state_bytes(tmp_path, "sq"))
+    readme = (kit_2ppg / "README.md").read_text()
+    stated = int(re.search(r"- RAM: state ([\d,]+) B \+ arena", readme).group(1).replace(",", ""))
+    res = json.loads((Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "kit_other_cores.json")
+                     .read_text())
+    assert {r["state_bytes"] for r in res["rows"]} == {stated} and stated == sizeof
+    assert f"(sqtool {res['git_sha'][:7]}, `benchmarks/kit_other_cores.py`" in readme
