@@ -580,3 +580,18 @@ def test_readme_ram_figure_is_the_state_of_todays_code(kit_2ppg, tmp_path):
                      .read_text())
     assert {r["state_bytes"] for r in res["rows"]} == {stated} and stated == sizeof
     assert f"(sqtool {res['git_sha'][:7]}, `benchmarks/kit_other_cores.py`" in readme
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="no gcc")
+def test_decoder_header_states_the_size_of_its_state(kit, tmp_path):
+    """sq_decoder.h's usage line says how much RAM a decoder state takes: (2 F + 2 R) * 4 + 2 F + 8 bytes is
+    sizeof(sq_decoder_t) (F even: no padding). It said (2 F + 2 R) * 4, 24 % short of the real size once the state
+    held the emissions (int16 per bin) and the spread interval's words."""
+    import re
+    h = (kit / "c" / "sq_decoder.h").read_text()
+    assert re.search(r"about \(2 F \+ 2 R\) \* 4 \+ 2 F \+ 8\s+\*?\s*/?/?\s*bytes", h), h[:1200]
+    (tmp_path / "s.c").write_text('#include <stdio.h>\n#include "sq_decoder.h"\nint main(void) { printf("%lu %d %d", '
+                                  '(unsigned long)sizeof(sq_decoder_t), SQ_DEC_NBINS, SQ_DEC_RADIUS); return 0; }\n')
+    subprocess.run(["gcc", "-std=c99", f"-I{kit / 'c'}", str(tmp_path / "s.c"), "-o", str(tmp_path / "s")], check=True)
+    size, f, r = map(int, subprocess.run([str(tmp_path / "s")], capture_output=True, text=True, check=True).stdout.split())
+    assert f % 2 == 0 and size == (2 * f + 2 * r) * 4 + 2 * f + 8
