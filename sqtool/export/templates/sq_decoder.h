@@ -4,7 +4,8 @@
  * module's docstring. One call per hop (2 s) with the network's int8 logits over the SQ_DEC_NBINS bins
  * (zero point 0); the tables and the grid come from the generated sq_decoder_tables.h.
  *
- *     sq_decoder_t dec;                      // caller-owned state (~(2 F + 2 R) * 4 bytes), no malloc
+ *     sq_decoder_t dec;                      // caller-owned state, no malloc: about (2 F + 2 R) * 4 + 2 F + 8
+ *                                            // bytes (F = SQ_DEC_NBINS, R = SQ_DEC_RADIUS; 134 bins, R = 12: 1444)
  *     sq_decoder_init(&dec);
  *     sq_decoder_step(&dec, logits, valid, &out);   // out.hr_mbpm, out.lo_mbpm, out.hi_mbpm, out.conf_q15
  *
