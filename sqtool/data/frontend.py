@@ -729,6 +729,7 @@ def to_int16(x, gains: Sequence[float] | float | str | None = None, cfg: FrontEn
     if not np.isfinite(x).all():
         raise SqtoolError("to_int16: samples contain NaN/Inf (flag them as gaps and fill first)")
     C = x.shape[0]
+    level = [False] * C                                                             # rows replayed as x - median
     if gains is None:
         gains = default_gains(cfg or FrontEndCfg(n_channels=4 if C >= 4 else 1, n_ppg=2 if C in (2, 5) else 1))
     elif isinstance(gains, str):
@@ -741,8 +742,6 @@ def to_int16(x, gains: Sequence[float] | float | str | None = None, cfg: FrontEn
             dev[list(share)] = dev[list(share)].max()
         gains = 8000.0 / np.maximum(dev, 1e-12)
         level = [np.abs(row * g).max() > 32767 for row, g in zip(x, gains)]         # saturates: replay x - median
-    else:
-        level = [False] * C
     g = np.broadcast_to(np.asarray(gains, dtype=np.float64).reshape(-1), (C,)) if np.size(gains) in (1, C) else None
     if g is None:
         raise SqtoolError(f"to_int16: {np.size(gains)} gains for {C} channels")
