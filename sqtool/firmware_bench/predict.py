@@ -747,10 +747,13 @@ def prepare_spectral(cfg: PredictConfig, art, records, tables: dict | None = Non
     def one(r):                                                        # without the model's channels: left out,
         require_channels(r, stream_channels(r, md["model_cfg"])[0])    # as the bench leaves it out
         rec = S.prepare(r, md["model_cfg"], tables, n_sensors, S.has_acc_resampler(md))
+        prog.update(1)
         return released(rec, pipeline_may_push(cfg, art, rec.fs_in))   # before the next recording is read
-    recs, short = long_enough(bar(records, desc="front end", enabled=cfg.progress, unit="rec"), one,
-                              float(md["window_s"]), cfg.data or "records", skip=(TooShort, MissingChannel),
-                              left=left)
+    # the bar counts what `one` did: a bar wrapping the records would hold each while the next one is read
+    prog = bar(desc="front end", enabled=cfg.progress, unit="rec")
+    recs, short = long_enough(records, one, float(md["window_s"]), cfg.data or "records",
+                              skip=(TooShort, MissingChannel), left=left)
+    prog.close()
     name, why = _choose(cfg, art, recs)
     dec, note = S.decoder_dict(md)
     streams = [(r.record, r.channels) for r in recs]                   # what each streamed

@@ -162,6 +162,7 @@ def iter_load(path, max_seconds: float = 0.0, log=None, left_out: list | None = 
         recs = _readable(path, left_out, options or {})
     for r in recs:
         yield cut(r, max_seconds)
+        del r                           # not held while the next file is read (a day-long one: GBs at its peak)
 
 
 def _readable(path, left_out: list, options: dict):
