@@ -729,21 +729,27 @@ def to_int16(x, gains: Sequence[float] | float | str | None = None, cfg: FrontEn
     if not np.isfinite(x).all():
         raise SqtoolError("to_int16: samples contain NaN/Inf (flag them as gaps and fill first)")
     C = x.shape[0]
+    level = [False] * C                                                             # rows replayed as x - median
     if gains is None:
         gains = default_gains(cfg or FrontEndCfg(n_channels=4 if C >= 4 else 1, n_ppg=2 if C in (2, 5) else 1))
     elif isinstance(gains, str):
         if gains != "robust":
             raise SqtoolError(f"to_int16: gains '{gains}' unknown (per-channel numbers, None or 'robust')")
-        med = np.median(x, axis=1, keepdims=True)                                   # (C, 1)
-        dev = np.percentile(np.abs(x - med), 99.9, axis=1)                          # (C,)
+        # row by row: a day-long recording's temporaries are one row's (44 MB at 64 Hz), not all rows'
+        med = np.array([np.median(row) for row in x])                               # (C,)
+        dev = np.array([np.percentile(np.abs(row - m), 99.9) for row, m in zip(x, med)])   # (C,)
         if len(share):
             dev[list(share)] = dev[list(share)].max()
         gains = 8000.0 / np.maximum(dev, 1e-12)
-        x = np.where((np.abs(x * gains[:, None]).max(axis=1) > 32767)[:, None], x - med, x)
+        level = [np.abs(row * g).max() > 32767 for row, g in zip(x, gains)]         # saturates: replay x - median
     g = np.broadcast_to(np.asarray(gains, dtype=np.float64).reshape(-1), (C,)) if np.size(gains) in (1, C) else None
     if g is None:
         raise SqtoolError(f"to_int16: {np.size(gains)} gains for {C} channels")
-    return np.clip(np.round(x * g[:, None]), -32768, 32767).astype(np.int16)
+    out = np.empty(x.shape, np.int16)                                               # (C, N)
+    for c in range(C):
+        row = x[c] - med[c] if level[c] else x[c]
+        out[c] = np.clip(np.round(row * g[c]), -32768, 32767)
+    return out
 
 
 __all__ = ["FrontEndCfg", "FrontEndTables", "FrontEnd", "FrontEndWindow", "design", "spectra", "to_int16",

@@ -87,6 +87,9 @@ def scores(flagged_q15, ppg_quiet):
     return (np.asarray(flagged_q15) <= MAX_FLAGGED_Q15) & ~np.asarray(ppg_quiet, bool)
 
 
+FLAT_BLOCK = 4096        # windows per block of `flatness_q8` (a day at 2 s hops: 43,200 windows, 46 MB a temporary)
+
+
 def ilog2_q8(x) -> np.ndarray:
     """256 log2(x) of integers 1 <= x < 2^31, as sq_pipeline.c: e = bit length - 1, m = x's top 8 bits (128..255),
     256 e + LOG2_FRAC_Q8[m - 128]; exact round(256 log2 x) for x < 256, the mantissa truncated above."""
@@ -101,8 +104,11 @@ def ilog2_q8(x) -> np.ndarray:
 def flatness_q8(codes: np.ndarray) -> np.ndarray:
     """Per window the ppg channel's log2(arithmetic / geometric mean) in Q8: codes (W, F, C) or (W, F) int8 ->
     (W,) int64 >= 0. v = code + 128 (1..255, linear in power); S = sum LOG2_Q8[v], A = sum v;
-    g = max(0, F (L(A) - L(F)) - S) // F with L = ilog2_q8. A quiet window (every code -127) gives 0."""
+    g = max(0, F (L(A) - L(F)) - S) // F with L = ilog2_q8. A quiet window (every code -127) gives 0. Each window
+    is its own: a long recording's are computed FLAT_BLOCK at a time, so its (W, F) int64 temporaries stay in MBs."""
     c = np.asarray(codes)
+    if len(c) > FLAT_BLOCK:
+        return np.concatenate([flatness_q8(c[a:a + FLAT_BLOCK]) for a in range(0, len(c), FLAT_BLOCK)])
     c = c[..., 0] if c.ndim == 3 else c
     v = c.astype(np.int64) + 128                                            # (W, F) 1..255
     F = v.shape[1]

@@ -491,7 +491,8 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     # the runtimes' host builds (compiled C) go in a temporary folder, removed on return, error or Ctrl-C: the run
     # folder holds the results only
     with tempfile.TemporaryDirectory(prefix="sqtool-predict-") as work:
-        outs, firmware, columns = (run_spectral if spectral else _run_time_domain)(art, prepared, Path(work))
+        outs, firmware, columns = (run_spectral(art, prepared, Path(work), progress=cfg.progress) if spectral else
+                                   _run_time_domain(art, prepared, Path(work)))
     name, why, recs = prepared["runtime"], prepared["why"], prepared["recs"]
 
     win = float(md["window_s"])
@@ -529,7 +530,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
             _plot(run_dir / plot, r.record_id, t, o, truth, name, columns, start, targets)
         d = {"record_id": r.record_id, "subject": r.subject, "source": str(getattr(r.record, "source", "")),
              **({"start_time": start} if start else {}),
-             "fs_in": r.fs_in, "channels_fed": fed, **resampled_from(r.record, chans), **gaps_of(r.record),
+             "fs_in": r.fs_in, "channels_fed": fed, **resampled_from(r.record, chans), **gaps_of(r),
              "seconds": r.seconds,
              "windows": len(t),
              "flagged_windows": int(np.sum(o["flagged"])),
@@ -668,10 +669,13 @@ def resampled_from(record, channels) -> dict:
     return {"resampled_from_hz": other} if other else {}
 
 
-def gaps_of(record) -> dict:
-    """{"gaps": where} for a recording holding NaN / Inf samples (`Record.gap_text`: by channel, and a slower stream
-    written into a faster file's rows named as such, with the fix), else {}: why its windows were held or flagged."""
-    text = record.gap_text() if hasattr(record, "gap_text") else ""
+def gaps_of(rec) -> dict:
+    """{"gaps": where} for a prepared recording whose Record holds NaN / Inf samples (`Record.gap_text`: by channel,
+    and a slower stream written into a faster file's rows named as such, with the fix; said before its signals were
+    `released`), else {}: why its windows were held or flagged."""
+    text = getattr(rec, "gaps", None)
+    if text is None:
+        text = rec.record.gap_text() if hasattr(rec.record, "gap_text") else ""
     return {"gaps": text} if text else {}
 
 
@@ -742,15 +746,44 @@ def prepare_spectral(cfg: PredictConfig, art, records, tables: dict | None = Non
     tables = {} if tables is None else tables
     def one(r):                                                        # without the model's channels: left out,
         require_channels(r, stream_channels(r, md["model_cfg"])[0])    # as the bench leaves it out
-        return S.prepare(r, md["model_cfg"], tables, n_sensors, S.has_acc_resampler(md))
-    recs, short = long_enough(bar(records, desc="front end", enabled=cfg.progress, unit="rec"), one,
-                              float(md["window_s"]), cfg.data or "records", skip=(TooShort, MissingChannel),
-                              left=left)
+        rec = S.prepare(r, md["model_cfg"], tables, n_sensors, S.has_acc_resampler(md))
+        prog.update(1)
+        return released(rec, pipeline_may_push(cfg, art, rec.fs_in))   # before the next recording is read
+    # the bar counts what `one` did: a bar wrapping the records would hold each while the next one is read
+    prog = bar(desc="front end", enabled=cfg.progress, unit="rec")
+    recs, short = long_enough(records, one, float(md["window_s"]), cfg.data or "records",
+                              skip=(TooShort, MissingChannel), left=left)
+    prog.close()
     name, why = _choose(cfg, art, recs)
     dec, note = S.decoder_dict(md)
     streams = [(r.record, r.channels) for r in recs]                   # what each streamed
     return {"recs": recs, "runtime": name, "why": why, "decoder": dec, "decoder_note": note, "short": short,
             "streams": streams, "fed": [fed_channels(r) for r in recs]}
+
+
+def pipeline_may_push(cfg: PredictConfig, art, fs_in: float) -> bool:
+    """Whether the C pipeline may run a recording at fs_in (`_choose`: asked for, or the default where the export
+    has it at that rate), so its int16 device samples are kept for it."""
+    if cfg.runtime:
+        return spectral_runtime(cfg.runtime) == "c_pipeline"
+    if not art.has(art.c_name("pipeline.c")):
+        return False
+    fs_mhz = art.c_define("pipeline_cfg.h", "PL_FS_IN_MHZ")
+    return fs_mhz is None or abs(fs_in - fs_mhz / 1000.0) <= 1e-9
+
+
+def released(rec, keep_samples: bool):
+    """A prepared recording (`spectral.prepare`) without the arrays predict reads no more, so that a folder's
+    recordings (or one long one: 5.5 M samples a day at 64 Hz) are not all held until the network runs: the float
+    signals (their gaps said first, `gaps_of`) and, unless the C pipeline may push them (`keep_samples`), the int16
+    device samples and gap flags. What is kept per window (codes, t0, valid, truth) is what the network, the decoder
+    and the CSV read."""
+    import dataclasses
+    rec.gaps = gaps_of(rec).get("gaps", "")
+    rec.record = dataclasses.replace(rec.record, signals={c: np.zeros(0) for c in rec.record.signals})
+    if not keep_samples:
+        rec.x16, rec.gap = None, None
+    return rec
 
 
 def fed_channels(rec) -> dict:
@@ -767,11 +800,15 @@ def fed_channels(rec) -> dict:
     return fed
 
 
-def run_spectral(art, prep: dict, work: Path, runners: dict | None = None) -> tuple[list[dict], dict | None, dict]:
+NET_WINDOWS = 4096    # windows the network runs per call (`run_spectral`): 2.3 h of 2 s hops; tests make it tiny
+
+
+def run_spectral(art, prep: dict, work: Path, runners: dict | None = None,
+                 progress: bool = False) -> tuple[list[dict], dict | None, dict]:
     """Per recording {hr_bpm, lo_bpm, hi_bpm, confidence[, expected_err_bpm], flagged, no_pulse} ((W,) arrays),
     firmware, column notes. `prep` is prepare_spectral's; runtimes are built into `work` (the C pipeline, a
     network's C), and kept in `runners` (runtime name -> built runtime) when given, so a caller running many calls
-    builds each once (`sqtool.api.HrModel`)."""
+    builds each once (`sqtool.api.HrModel`); `progress`: a bar of the windows the network has run."""
     from sqtool.firmware_bench import runtimes as R
     from sqtool.firmware_bench import spectral as S
     from sqtool.export.pipeline import no_pulse_of, pulse_rule
@@ -793,17 +830,22 @@ def run_spectral(art, prep: dict, work: Path, runners: dict | None = None) -> tu
         if name not in runners:
             runners[name] = R.make_runtime(name, art, work)
         rt = runners[name]
-        y, yq = S.run_window_runtime(rt, np.concatenate([r.codes for r in recs]))
-        scale = art.output_qparams[0] if yq is not None else None
-        firmware = _firmware(rt, name)
-        a = 0
+        # the network NET_WINDOWS windows at a time (its float inputs stay in MBs for a day-long recording), counted
+        # by a bar of windows; each recording's logits (small: F int8 per window) decoded whole, causally
+        prog = bar(total=sum(len(r.t0) for r in recs), desc="network", enabled=progress, unit="win")
         for r in recs:
-            b = a + len(r.t0)
-            o = S.decode(y[a:b], [r], dec, scale)                      # hr, lo, hi, conf -> the CSV's names
+            parts = []
+            for a in range(0, len(r.codes), NET_WINDOWS):
+                parts.append(S.run_window_runtime(rt, r.codes[a:a + NET_WINDOWS]))
+                prog.update(len(parts[-1][0]))
+            y = np.concatenate([p for p, _ in parts])                   # (W, F) logits
+            scale = art.output_qparams[0] if parts[0][1] is not None else None
+            o = S.decode(y, [r], dec, scale)                            # hr, lo, hi, conf -> the CSV's names
             outs.append({"hr_bpm": o["hr"], "lo_bpm": o["lo"], "hi_bpm": o["hi"], "confidence": o["conf"],
                          "flagged": (~r.valid).astype(int),
                          "no_pulse": no_pulse_of(r.codes, pulse_rule(art.metadata)).astype(int)})
-            a = b
+        prog.close()
+        firmware = _firmware(rt, name)
     for o in outs:
         if dcfg.conf_error_span:
             o["expected_err_bpm"] = (1 - np.asarray(o["confidence"], np.float64)) * dcfg.conf_error_span

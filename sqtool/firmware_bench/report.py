@@ -491,6 +491,7 @@ def long_enough(records, prepare, window_s: float, data: str = "records", skip=N
         except (skip or TooShort) as e:
             mine.append(str(e))
             short += isinstance(e, TooShort)
+        del r                                 # a lazy reader's record: not held while it reads the next one
     left = list(left) + mine                  # read after the loop: a lazy reader fills the caller's list as it goes
     if not out:
         if not left:

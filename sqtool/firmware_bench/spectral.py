@@ -162,6 +162,7 @@ def iter_load(path, max_seconds: float = 0.0, log=None, left_out: list | None = 
         recs = _readable(path, left_out, options or {})
     for r in recs:
         yield cut(r, max_seconds)
+        del r                           # not held while the next file is read (a day-long one: GBs at its peak)
 
 
 def _readable(path, left_out: list, options: dict):
@@ -180,7 +181,7 @@ def _readable(path, left_out: list, options: dict):
 class SpecRec:
     """One recording as the device sees it: int16 samples, front-end codes, truth per window."""
     record: object
-    x16: np.ndarray                # (C_in, N) int16: the PPG sensors, then acc x, y, z
+    x16: np.ndarray | None         # (C_in, N) int16: the PPG sensors, then acc x, y, z (None: released, `predict`)
     gap: np.ndarray | None         # (N,) bool
     fs_in: float
     codes: np.ndarray              # (W, F, C) int8
@@ -191,6 +192,8 @@ class SpecRec:
     n_ppg: int = 1                 # PPG sensors replayed (rows 0 .. n_ppg-1 of x16): the export's count
     sensors_recorded: int = 1      # PPG sensors the recording itself has
     channels: tuple = ()           # the recording's channels streamed (`hr_spectra.stream_channels`)
+    n_samples: int = 0             # N, device samples streamed (what `seconds` counts once x16 is released)
+    gaps: str | None = None        # `Record.gap_text`, said before the float signals are released (None: ask it)
 
     @property
     def record_id(self) -> str:
@@ -202,7 +205,7 @@ class SpecRec:
 
     @property
     def seconds(self) -> float:
-        return self.x16.shape[1] / self.fs_in
+        return (self.x16.shape[1] if self.x16 is not None else self.n_samples) / self.fs_in
 
 
 def check_rate(mc: dict, fs_in: float, where: str):
@@ -282,7 +285,7 @@ def prepare(record, mc: dict, cache: dict | None = None, n_sensors: int | None =
         raise too_short(where, n / fs_in, float(mc["window_s"]))
     fq = flagged_q15(fe, gap, n, tables=tab)
     return SpecRec(record, x16, gap, fs_in, codes, t0, fq, scores(fq, quiet),
-                   window_truth(record, t0, fe.window_s), n_ppg, recorded, tuple(chans))
+                   window_truth(record, t0, fe.window_s), n_ppg, recorded, tuple(chans), n)
 
 
 def baseline_sensors(r: SpecRec, model_cfg: dict) -> tuple[str, ...]:

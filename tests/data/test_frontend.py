@@ -291,3 +291,25 @@ def test_axes_are_read_alike_and_each_on_its_own_order_and_sign(n_channels):
         scaled[2] = np.round(scaled[2] / 4.0).astype(np.int16)
         d = np.abs(spectra(cfg, scaled)[0].astype(int) - codes)
         assert np.array_equal(d[..., [0, 1, 3]], 0 * d[..., [0, 1, 3]]) and d[..., 2].max() <= 4
+
+
+def test_robust_int16_works_row_by_row():
+    """to_int16(x, "robust") of a long recording: the same samples as the whole-matrix formula (a saturating level
+    dropped, shared acc gain), its temporaries one row's (a day at 64 Hz: 44 MB a row), not all rows' at once."""
+    import tracemalloc
+    rng = np.random.default_rng(0)
+    x = np.stack([100 * rng.standard_normal(400_000) + 2e5 * (c == 0) for c in range(4)])     # (4, N): ppg with DC
+    med = np.median(x, axis=1, keepdims=True)                                                # the formula, whole
+    dev = np.percentile(np.abs(x - med), 99.9, axis=1)
+    dev[1:] = dev[1:].max()
+    g = 8000.0 / dev
+    ref = np.clip(np.round(np.where((np.abs(x * g[:, None]).max(axis=1) > 32767)[:, None], x - med, x)
+                           * g[:, None]), -32768, 32767).astype(np.int16)
+    tracemalloc.start()
+    try:
+        y = to_int16(x, "robust", share=[1, 2, 3])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert np.array_equal(y, ref)
+    assert peak < 6 * x[0].nbytes                  # the (4, N) int16 result and a row's temporaries (was 12 rows)

@@ -240,7 +240,8 @@ def iter_records(path: str | os.PathLike, kind: str | None = None, *, min_durati
             if skipped is not None:
                 skipped.append(str(e))
             continue
-        yield from recs
+        while recs:                     # handed on one at a time: none held here while the next file is read
+            yield recs.pop(0)
 
 
 def _is_yaml_file(path: str | os.PathLike) -> bool:
