@@ -189,6 +189,26 @@ def first_error(d: Dist, msg: str | None) -> str | None:
     return next(m for m in msgs if m is not None)
 
 
+def disagreement(d: Dist, facts: dict) -> str | None:
+    """Whether the ranks were started alike, on every rank: None when every rank's `facts` (plain, picklable values)
+    equal rank 0's, else the line that names the first rank that differs and each of its differing facts with rank
+    0's. A launch where one rank (one node's command) had another option or other pairs trained on silently: another
+    --lr diverged the ranks' weights, another --seed or corpus repeated and skipped pairs."""
+    if not d.enabled:
+        return None
+    import torch.distributed as dist
+    every = [None] * d.world
+    dist.all_gather_object(every, facts)
+    ref = every[0]
+    for r, mine in enumerate(every[1:], 1):
+        keys = [k for k in dict.fromkeys([*ref, *mine]) if ref.get(k) != mine.get(k)]
+        if keys:
+            return (f"the ranks were not started alike: rank {r} has " + ", ".join(f"{k} {mine.get(k)}" for k in keys)
+                    + " where rank 0 has " + ", ".join(f"{k} {ref.get(k)}" for k in keys)
+                    + ": start every rank (on every node) with the same command and the same pairs")
+    return None
+
+
 def error_text(e: BaseException) -> str:
     """The line the CLI prints after `sqtool: error: ` for `e` (a refusal's own words; an OSError by errno)."""
     if isinstance(e, SqtoolError):

@@ -526,11 +526,35 @@ def corpus_identity(pairs) -> dict:
     base = getattr(pairs, "base", pairs)
     if not isinstance(base, ShardPairs):
         return {"pairs": len(base), "digest": None}
+    return index_identity(base.index)
+
+
+def index_identity(index: dict) -> dict:
+    """`corpus_identity` of a pairs folder from its index.json alone (its pair count is the shards' rows)."""
     import hashlib
-    h = hashlib.sha256(f"{len(base)}\n".encode())
-    for e in base.index["shards"]:
+    n = sum(int(e["n"]) for e in index["shards"])
+    h = hashlib.sha256(f"{n}\n".encode())
+    for e in index["shards"]:
         h.update(f"{e.get('sha256')}\n".encode())
-    return {"pairs": len(base), "digest": h.hexdigest()}
+    return {"pairs": n, "digest": h.hexdigest()}
+
+
+LAUNCH_FREE = ("pairs", "progress")   # may differ between ranks: a node's own copy of the pairs, the bar rank 0 shows
+
+
+def launch_facts(cfg: PretrainConfig, ck: dict | None = None) -> dict:
+    """What every rank of a run must be started with alike (`loop.disagreement`): its config but LAUNCH_FREE, the
+    pairs by their identity (`index_identity`: pair count and shards, so node-local copies at other paths agree) and,
+    on a resume, the last.pt it continues (its step and when it was written). Reads index.json only."""
+    facts = {k: v for k, v in to_dict(cfg).items() if k not in LAUNCH_FREE}
+    if cfg.pairs != "synthetic":
+        from sqtool.data.shards import read_index
+        ident = index_identity(read_index(cfg.pairs)[1])
+        facts["pairs"] = f"{ident['pairs']} pairs (shards {ident['digest'][:12]})"
+    if ck is not None:
+        st = ck.get("train_state") or {}
+        facts["last.pt"] = f"at global step {st.get('global_step')} (written {ck.get('created')})"
+    return facts
 
 
 def check_same_corpus(saved: dict | None, now: dict, run_dir, pairs_dir) -> None:

@@ -313,3 +313,43 @@ def test_one_rank_of_three_refusing_stops_every_rank_with_one_line(tmp_path, whe
         assert {f: hashlib.sha256((run / f).read_bytes()).hexdigest() for f in before} == before
     else:
         assert not run.exists(), sorted(p.name for p in run.iterdir())
+
+
+RANK_1_OTHER_ARGS = """
+import os, sys
+from sqtool.cli import main
+more = os.environ["RANK_1_ARGS"].split() if os.environ["RANK"] == "1" else []
+sys.exit(main(sys.argv[1:] + more))                 # rank 1 (another node's command) with other options
+"""
+
+
+@pytest.mark.parametrize("where", ["start", "resume"])
+def test_ranks_started_with_other_options_are_refused_in_one_line(tmp_path, where):
+    """A launch where one rank's command differs (a node given another --lr, --seed, --max-steps or pairs) trained on
+    silently: the ranks' weights drifted apart under different learning rates, another seed repeated and skipped
+    pairs, another --max-steps left one rank waiting for the other. The ranks now compare their resolved options (and
+    pairs, and the last.pt a resume continues) first: one line naming the rank and what differs, no folder left, a
+    resumed run's files untouched."""
+    import hashlib
+    script = tmp_path / "other.py"
+    script.write_text(RANK_1_OTHER_ARGS)
+    args = ["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--synthetic-pairs", "48", "--epochs", "1",
+            "--batch-size", "12", "--val-fraction", "0", "--device", "cpu", "--progress", "false"]
+    run = tmp_path / "run"
+    if where == "resume":
+        assert main(args + ["--max-steps", "1", "--out", str(run)]) == 0
+        before = {f: hashlib.sha256((run / f).read_bytes()).hexdigest() for f in ("last.pt", "config.yaml")}
+        args, other, said = ["train", "pretrain", "--resume", str(run)], "--max-steps 3", "max_steps 3 where rank 0 has max_steps 0"
+    else:
+        args, other, said = args + ["--out", str(run)], "--lr 0.05", "lr 0.05 where rank 0 has lr 0.0001"
+    r = subprocess.run([sys.executable, "-m", "sqtool.train.launch", "--standalone", "--nproc_per_node", "2",
+                        str(script), *args], env={**os.environ, "OMP_NUM_THREADS": "1", "RANK_1_ARGS": other},
+                       capture_output=True, text=True, timeout=240)
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("sqtool") and not ln.startswith("sqtool: note")]
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert lines[:-1] == [f"sqtool: error: the ranks were not started alike: rank 1 has {said}: start every rank (on "
+                          "every node) with the same command and the same pairs"], r.stderr[-3000:]
+    if where == "resume":
+        assert {f: hashlib.sha256((run / f).read_bytes()).hexdigest() for f in before} == before
+    else:
+        assert not run.exists()
