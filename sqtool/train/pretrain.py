@@ -779,10 +779,11 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
         d_proj = getattr(model, "proj_dim", model_cfg.arch.get("proj_dim", 256))
 
         wrote_last = resume         # this run's last.pt exists (a --force'd folder may hold an earlier run's)
+        saved_step = st["global_step"] if resume else None          # the step this run's last.pt holds
 
         def save_last():
-            nonlocal wrote_last
-            wrote_last = True
+            nonlocal wrote_last, saved_step
+            wrote_last, saved_step = True, st["global_step"]
             if d.is_main:
                 save_checkpoint(last, kind="teacher_pretrain", model_cfg=model_cfg.to_dict(),
                                 state_dict=model.state_dict(), train_cfg=to_dict(cfg),
@@ -851,8 +852,18 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
             bar.set_postfix(loss=f"{gloss:.4f}", z_std=f"{z_std or float('nan'):.3f}")
             tick(rec["step"], f"epoch {rec['epoch'] + 1}, loss {gloss:.4f}")
 
+        def after_lost_rank() -> str:
+            """What a rank left alone says after its line (`loop.rank_loss_said`): the checkpoint kept, the resume."""
+            if saved_step is None:
+                return "no checkpoint of this run written yet: start it again" + (
+                    f" (the {last.name} there is an earlier run's)" if last.exists() else "")
+            from sqtool.core.runs import resume_command, shell_command
+            again = resume_command(run_dir) or shell_command("train", "pretrain", "--resume", run_dir)
+            return f"{last} (global step {saved_step}) kept; continue with: {again}"
+
         stopped = False
-        with loop.SigtermStop(d) as term:   # a SIGTERM: this step ends, last.pt is written, then the signal acts
+        with loop.rank_loss_said(d, after_lost_rank), \
+                loop.SigtermStop(d) as term:   # a SIGTERM: this step ends, last.pt is written, then the signal acts
             while st["epoch"] < cfg.epochs and not stopped:
                 perm = train_idx[np.random.default_rng([cfg.seed, st["epoch"]]).permutation(len(train_idx))]
                 while st["step_in_epoch"] < steps_per_epoch:

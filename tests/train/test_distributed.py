@@ -353,3 +353,49 @@ def test_ranks_started_with_other_options_are_refused_in_one_line(tmp_path, wher
         assert {f: hashlib.sha256((run / f).read_bytes()).hexdigest() for f in before} == before
     else:
         assert not run.exists()
+
+
+RANK_1_KILLED = """
+import os, signal, sys
+from sqtool.train import loop
+if os.environ["RANK"] == "1":                       # rank 1 is SIGKILLed (out of memory, a node lost) at its 4th step
+    real, steps = loop.simsiam_loss, []
+    def loss(*a):
+        steps.append(1)
+        if len(steps) == 4:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(*a)
+    loop.simsiam_loss = loss
+from sqtool.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_rank_killed_mid_run_leaves_the_other_one_line_with_its_checkpoint_and_resume(tmp_path):
+    """Rank 1 of 2 SIGKILLed at step 4 (its node's launcher alone sees it, as on another node: rank 0 gets no SIGTERM
+    from it). Rank 0's next collective fails; it said 'sqtool: error: RuntimeError: [.../gloo/transport/tcp/pair.cc:
+    537] Read error ... GLHF!' and nothing of its run. Now one line: another rank is lost, the last.pt kept (step 2,
+    --ckpt-every 2) and the command that continues the run."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = tmp_path / "killed.py"
+    script.write_text(RANK_1_KILLED)
+    run = tmp_path / "run"
+    args = ["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--synthetic-pairs", "96", "--epochs", "1",
+            "--batch-size", "12", "--val-fraction", "0", "--device", "cpu", "--progress", "false", "--ckpt-every", "2",
+            "--out", str(run)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+           "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2"}
+    procs = [subprocess.Popen([sys.executable, str(script), *args], env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+    out = [p.communicate(timeout=240) for p in procs]
+    assert procs[1].returncode == -9
+    err = out[0][1]
+    lines = [ln for ln in err.splitlines() if ln.startswith("sqtool") and not ln.startswith("sqtool: note")]
+    assert procs[0].returncode == 1 and "Traceback" not in err, err[-3000:]
+    assert len(lines) == 1 and lines[0].startswith("sqtool: error: lost another rank of this run (gloo: "), err[-3000:]
+    assert lines[0].endswith(f"; {run / 'last.pt'} (global step 2) kept; continue with: torchrun --standalone "
+                             f"--nproc_per_node 2 -m sqtool.cli train pretrain --resume {run}"), lines[0]
+    assert "GLHF" not in lines[0] and "pair.cc" not in lines[0]
