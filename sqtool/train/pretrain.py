@@ -191,12 +191,14 @@ class ShardPairs:
     and lets `--resume` restart exactly at a step inside an epoch."""
 
     def __init__(self, path: str, verify: bool = True):
-        from sqtool.data.shards import open_shard, read_index
+        from sqtool.data.shards import advise_random, open_shard, read_index
         self.root, self.index = read_index(path)
         shards = self.index["shards"]
         if not shards:
             raise SqtoolError(f"{self.root}: pairs directory holds no shards")
         self.arrs = [open_shard(self.root, e, verify=verify) for e in shards]
+        for a in self.arrs:
+            advise_random(a)                    # random rows: the kernel reads the pages asked for, not MBs around
         shapes = {tuple(a.shape[2:]) for a in self.arrs}
         if len(shapes) != 1:
             raise SqtoolError(f"{self.root}: shards have different window shapes {sorted(shapes)}; corrupt")
