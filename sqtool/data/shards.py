@@ -209,6 +209,17 @@ def open_shard(root: Path, entry: dict, verify: bool = True) -> np.ndarray:
     return arr
 
 
+def advise_random(arr: np.ndarray) -> None:
+    """Tell the kernel that shard `arr` (from `open_shard`) is read at random rows: no read-ahead around each page
+    touched. With the default read-ahead every random pair (4.8 KB at 40 Hz x 30 s) pulled up to read_ahead_kb
+    (8 MB here) of its neighbours from disk: 384 random pairs of a 922 MB cold shard set read 860 MB, and each rank
+    mapped them in as its own file pages (RSS). A no-op where the platform has no madvise."""
+    import mmap
+    mm = getattr(arr, "_mmap", None)                    # np.memmap's mapping of the file
+    if mm is not None and hasattr(mm, "madvise") and hasattr(mmap, "MADV_RANDOM"):
+        mm.madvise(mmap.MADV_RANDOM)
+
+
 def _span(n: int, parts: int, i: int) -> tuple[int, int]:
     """Contiguous, near-equal split of range(n) into `parts`: the i-th [lo, hi)."""
     return (n * i) // parts, (n * (i + 1)) // parts

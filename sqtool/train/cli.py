@@ -166,7 +166,7 @@ def run_pretrain_cmd(args) -> int:
     each)."""
     from sqtool.core.runs import discard_empty_runs, run_dirs_made
     from sqtool.train import loop
-    from sqtool.train.pretrain import PretrainConfig, run_pretrain
+    from sqtool.train.pretrain import PretrainConfig, launch_facts, run_pretrain
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -195,6 +195,9 @@ def run_pretrain_cmd(args) -> int:
                     raise SqtoolError("under torchrun give --out DIR: every rank must use the same run directory")
                 loop.pick_device(cfg.device, d.local_rank)   # a node without the device asked for: agreed
                 run_dir = Path(args.out) if args.out else None
+            facts = launch_facts(cfg, ck if args.resume else None) if d.enabled else {}
+        if line := loop.disagreement(d, facts):           # one rank (one node) started with another command
+            loop.stop_together(d, line, cleanup=discard)
         if args.resume:
             if ck is None:                                    # finished already: nothing rewritten
                 return 0

@@ -174,6 +174,37 @@ class SigtermStop:
         return total / self.d.world
 
 
+def lost_rank(d: Dist, e: BaseException) -> str | None:
+    """What a collective's failure says when `e` is one (another rank of the run is gone: killed, crashed, its node
+    lost), e.g. "gloo: Connection reset by peer"; None for any other error, or in one process."""
+    import re
+
+    import torch.distributed as dist
+    text = str(e).strip()
+    if not d.enabled or not (isinstance(e, dist.DistError) or (isinstance(e, RuntimeError) and "/gloo/" in text)):
+        return None
+    first = re.sub(r"^\[\S+\]\s*", "", text.splitlines()[0] if text else type(e).__name__)   # its source file:line
+    return f"{d.backend}: {first.split(' This is typically')[0].strip().rstrip('.')}"
+
+
+@contextlib.contextmanager
+def rank_loss_said(d: Dist, then):
+    """`with rank_loss_said(d, then):` around a run's training: a collective failing because another rank is gone (a
+    SIGKILL, an out-of-memory kill, a crashed node; `lost_rank`) stops this rank with one line that says so and what
+    `then()` returns (where the last checkpoint is, how to continue), instead of the backend's raw error. The failure's
+    frames are cleared first (its DDP forward's frame would keep the wrapper, and with it the group, alive)."""
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001 - only a lost rank's failure is turned into the line; others go on as they were
+        cause = lost_rank(d, e)
+        if cause is None:
+            raise
+        import traceback
+        traceback.clear_frames(e.__traceback__)
+        raise SqtoolError(f"lost another rank of this run ({cause}): one of its processes stopped or its node went "
+                          f"away (its own lines, or its launcher's, say why); {then()}") from e
+
+
 def first_error(d: Dist, msg: str | None) -> str | None:
     """The first rank's error line when any rank has one, else None, on every rank: so the ranks that did
     not see a problem (they trusted another rank's check) stop with the same one line."""
@@ -187,6 +218,26 @@ def first_error(d: Dist, msg: str | None) -> str | None:
     msgs = [None] * d.world
     dist.all_gather_object(msgs, msg)
     return next(m for m in msgs if m is not None)
+
+
+def disagreement(d: Dist, facts: dict) -> str | None:
+    """Whether the ranks were started alike, on every rank: None when every rank's `facts` (plain, picklable values)
+    equal rank 0's, else the line that names the first rank that differs and each of its differing facts with rank
+    0's. A launch where one rank (one node's command) had another option or other pairs trained on silently: another
+    --lr diverged the ranks' weights, another --seed or corpus repeated and skipped pairs."""
+    if not d.enabled:
+        return None
+    import torch.distributed as dist
+    every = [None] * d.world
+    dist.all_gather_object(every, facts)
+    ref = every[0]
+    for r, mine in enumerate(every[1:], 1):
+        keys = [k for k in dict.fromkeys([*ref, *mine]) if ref.get(k) != mine.get(k)]
+        if keys:
+            return (f"the ranks were not started alike: rank {r} has " + ", ".join(f"{k} {mine.get(k)}" for k in keys)
+                    + " where rank 0 has " + ", ".join(f"{k} {ref.get(k)}" for k in keys)
+                    + ": start every rank (on every node) with the same command and the same pairs")
+    return None
 
 
 def error_text(e: BaseException) -> str:

@@ -191,12 +191,14 @@ class ShardPairs:
     and lets `--resume` restart exactly at a step inside an epoch."""
 
     def __init__(self, path: str, verify: bool = True):
-        from sqtool.data.shards import open_shard, read_index
+        from sqtool.data.shards import advise_random, open_shard, read_index
         self.root, self.index = read_index(path)
         shards = self.index["shards"]
         if not shards:
             raise SqtoolError(f"{self.root}: pairs directory holds no shards")
         self.arrs = [open_shard(self.root, e, verify=verify) for e in shards]
+        for a in self.arrs:
+            advise_random(a)                    # random rows: the kernel reads the pages asked for, not MBs around
         shapes = {tuple(a.shape[2:]) for a in self.arrs}
         if len(shapes) != 1:
             raise SqtoolError(f"{self.root}: shards have different window shapes {sorted(shapes)}; corrupt")
@@ -526,11 +528,35 @@ def corpus_identity(pairs) -> dict:
     base = getattr(pairs, "base", pairs)
     if not isinstance(base, ShardPairs):
         return {"pairs": len(base), "digest": None}
+    return index_identity(base.index)
+
+
+def index_identity(index: dict) -> dict:
+    """`corpus_identity` of a pairs folder from its index.json alone (its pair count is the shards' rows)."""
     import hashlib
-    h = hashlib.sha256(f"{len(base)}\n".encode())
-    for e in base.index["shards"]:
+    n = sum(int(e["n"]) for e in index["shards"])
+    h = hashlib.sha256(f"{n}\n".encode())
+    for e in index["shards"]:
         h.update(f"{e.get('sha256')}\n".encode())
-    return {"pairs": len(base), "digest": h.hexdigest()}
+    return {"pairs": n, "digest": h.hexdigest()}
+
+
+LAUNCH_FREE = ("pairs", "progress")   # may differ between ranks: a node's own copy of the pairs, the bar rank 0 shows
+
+
+def launch_facts(cfg: PretrainConfig, ck: dict | None = None) -> dict:
+    """What every rank of a run must be started with alike (`loop.disagreement`): its config but LAUNCH_FREE, the
+    pairs by their identity (`index_identity`: pair count and shards, so node-local copies at other paths agree) and,
+    on a resume, the last.pt it continues (its step and when it was written). Reads index.json only."""
+    facts = {k: v for k, v in to_dict(cfg).items() if k not in LAUNCH_FREE}
+    if cfg.pairs != "synthetic":
+        from sqtool.data.shards import read_index
+        ident = index_identity(read_index(cfg.pairs)[1])
+        facts["pairs"] = f"{ident['pairs']} pairs (shards {ident['digest'][:12]})"
+    if ck is not None:
+        st = ck.get("train_state") or {}
+        facts["last.pt"] = f"at global step {st.get('global_step')} (written {ck.get('created')})"
+    return facts
 
 
 def check_same_corpus(saved: dict | None, now: dict, run_dir, pairs_dir) -> None:
@@ -755,10 +781,11 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
         d_proj = getattr(model, "proj_dim", model_cfg.arch.get("proj_dim", 256))
 
         wrote_last = resume         # this run's last.pt exists (a --force'd folder may hold an earlier run's)
+        saved_step = st["global_step"] if resume else None          # the step this run's last.pt holds
 
         def save_last():
-            nonlocal wrote_last
-            wrote_last = True
+            nonlocal wrote_last, saved_step
+            wrote_last, saved_step = True, st["global_step"]
             if d.is_main:
                 save_checkpoint(last, kind="teacher_pretrain", model_cfg=model_cfg.to_dict(),
                                 state_dict=model.state_dict(), train_cfg=to_dict(cfg),
@@ -827,8 +854,18 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
             bar.set_postfix(loss=f"{gloss:.4f}", z_std=f"{z_std or float('nan'):.3f}")
             tick(rec["step"], f"epoch {rec['epoch'] + 1}, loss {gloss:.4f}")
 
+        def after_lost_rank() -> str:
+            """What a rank left alone says after its line (`loop.rank_loss_said`): the checkpoint kept, the resume."""
+            if saved_step is None:
+                return "no checkpoint of this run written yet: start it again" + (
+                    f" (the {last.name} there is an earlier run's)" if last.exists() else "")
+            from sqtool.core.runs import resume_command, shell_command
+            again = resume_command(run_dir) or shell_command("train", "pretrain", "--resume", run_dir)
+            return f"{last} (global step {saved_step}) kept; continue with: {again}"
+
         stopped = False
-        with loop.SigtermStop(d) as term:   # a SIGTERM: this step ends, last.pt is written, then the signal acts
+        with loop.rank_loss_said(d, after_lost_rank), \
+                loop.SigtermStop(d) as term:   # a SIGTERM: this step ends, last.pt is written, then the signal acts
             while st["epoch"] < cfg.epochs and not stopped:
                 perm = train_idx[np.random.default_rng([cfg.seed, st["epoch"]]).permutation(len(train_idx))]
                 while st["step_in_epoch"] < steps_per_epoch:

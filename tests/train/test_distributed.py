@@ -313,3 +313,89 @@ def test_one_rank_of_three_refusing_stops_every_rank_with_one_line(tmp_path, whe
         assert {f: hashlib.sha256((run / f).read_bytes()).hexdigest() for f in before} == before
     else:
         assert not run.exists(), sorted(p.name for p in run.iterdir())
+
+
+RANK_1_OTHER_ARGS = """
+import os, sys
+from sqtool.cli import main
+more = os.environ["RANK_1_ARGS"].split() if os.environ["RANK"] == "1" else []
+sys.exit(main(sys.argv[1:] + more))                 # rank 1 (another node's command) with other options
+"""
+
+
+@pytest.mark.parametrize("where", ["start", "resume"])
+def test_ranks_started_with_other_options_are_refused_in_one_line(tmp_path, where):
+    """A launch where one rank's command differs (a node given another --lr, --seed, --max-steps or pairs) trained on
+    silently: the ranks' weights drifted apart under different learning rates, another seed repeated and skipped
+    pairs, another --max-steps left one rank waiting for the other. The ranks now compare their resolved options (and
+    pairs, and the last.pt a resume continues) first: one line naming the rank and what differs, no folder left, a
+    resumed run's files untouched."""
+    import hashlib
+    script = tmp_path / "other.py"
+    script.write_text(RANK_1_OTHER_ARGS)
+    args = ["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--synthetic-pairs", "48", "--epochs", "1",
+            "--batch-size", "12", "--val-fraction", "0", "--device", "cpu", "--progress", "false"]
+    run = tmp_path / "run"
+    if where == "resume":
+        assert main(args + ["--max-steps", "1", "--out", str(run)]) == 0
+        before = {f: hashlib.sha256((run / f).read_bytes()).hexdigest() for f in ("last.pt", "config.yaml")}
+        args, other, said = ["train", "pretrain", "--resume", str(run)], "--max-steps 3", "max_steps 3 where rank 0 has max_steps 0"
+    else:
+        args, other, said = args + ["--out", str(run)], "--lr 0.05", "lr 0.05 where rank 0 has lr 0.0001"
+    r = subprocess.run([sys.executable, "-m", "sqtool.train.launch", "--standalone", "--nproc_per_node", "2",
+                        str(script), *args], env={**os.environ, "OMP_NUM_THREADS": "1", "RANK_1_ARGS": other},
+                       capture_output=True, text=True, timeout=240)
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("sqtool") and not ln.startswith("sqtool: note")]
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert lines[:-1] == [f"sqtool: error: the ranks were not started alike: rank 1 has {said}: start every rank (on "
+                          "every node) with the same command and the same pairs"], r.stderr[-3000:]
+    if where == "resume":
+        assert {f: hashlib.sha256((run / f).read_bytes()).hexdigest() for f in before} == before
+    else:
+        assert not run.exists()
+
+
+RANK_1_KILLED = """
+import os, signal, sys
+from sqtool.train import loop
+if os.environ["RANK"] == "1":                       # rank 1 is SIGKILLed (out of memory, a node lost) at its 4th step
+    real, steps = loop.simsiam_loss, []
+    def loss(*a):
+        steps.append(1)
+        if len(steps) == 4:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(*a)
+    loop.simsiam_loss = loss
+from sqtool.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_rank_killed_mid_run_leaves_the_other_one_line_with_its_checkpoint_and_resume(tmp_path):
+    """Rank 1 of 2 SIGKILLed at step 4 (its node's launcher alone sees it, as on another node: rank 0 gets no SIGTERM
+    from it). Rank 0's next collective fails; it said 'sqtool: error: RuntimeError: [.../gloo/transport/tcp/pair.cc:
+    537] Read error ... GLHF!' and nothing of its run. Now one line: another rank is lost, the last.pt kept (step 2,
+    --ckpt-every 2) and the command that continues the run."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = tmp_path / "killed.py"
+    script.write_text(RANK_1_KILLED)
+    run = tmp_path / "run"
+    args = ["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--synthetic-pairs", "96", "--epochs", "1",
+            "--batch-size", "12", "--val-fraction", "0", "--device", "cpu", "--progress", "false", "--ckpt-every", "2",
+            "--out", str(run)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+           "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2"}
+    procs = [subprocess.Popen([sys.executable, str(script), *args], env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+    out = [p.communicate(timeout=240) for p in procs]
+    assert procs[1].returncode == -9
+    err = out[0][1]
+    lines = [ln for ln in err.splitlines() if ln.startswith("sqtool") and not ln.startswith("sqtool: note")]
+    assert procs[0].returncode == 1 and "Traceback" not in err, err[-3000:]
+    assert len(lines) == 1 and lines[0].startswith("sqtool: error: lost another rank of this run (gloo: "), err[-3000:]
+    assert lines[0].endswith(f"; {run / 'last.pt'} (global step 2) kept; continue with: torchrun --standalone "
+                             f"--nproc_per_node 2 -m sqtool.cli train pretrain --resume {run}"), lines[0]
+    assert "GLHF" not in lines[0] and "pair.cc" not in lines[0]

@@ -4,6 +4,7 @@ resume lines count epochs and steps alike; a run records the world size of each 
 import json
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -195,3 +196,24 @@ def test_a_run_says_and_records_its_pairs_per_dataset(tmp_path, capsys):
     m2 = json.loads((tmp_path / "run2" / "metrics.json").read_text())
     assert m2["pairs_by_dataset"] == {"test": {"pairs": 64, "real_pairs": None, "synthetic_pairs": None,
                                                "subjects_with_pairs": None}}
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").is_file(), reason="reads the kernel's view of the mappings")
+def test_the_shards_are_mapped_for_random_reads(tmp_path):
+    """Pretraining reads random rows of the shards. With the kernel's default read-ahead each pair read from a cold
+    corpus pulled megabytes of its neighbours (384 random pairs of a 922 MB shard set read 860 MB from disk, 4.6 MB
+    now) and mapped them into every rank's RSS. Each shard's mapping is now advised MADV_RANDOM: smaps flags it rr."""
+    from sqtool.train.pretrain import ShardPairs
+    _pairs(tmp_path / "pairs", [f"s{i}" for i in range(40)])
+    src = ShardPairs(str(tmp_path / "pairs"), verify=False)
+    assert len(src.arrs) > 1
+    flags, path = {}, None
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()
+        if len(head) >= 6 and "-" in head[0] and head[-1].startswith(str(tmp_path)):
+            path = head[-1]
+        elif head[:1] == ["VmFlags:"] and path is not None:
+            flags[path], path = head[1:], None
+    shards = sorted(str(tmp_path / "pairs" / e["file"]) for e in src.index["shards"])
+    assert sorted(flags) == shards, flags
+    assert all("rr" in f for f in flags.values()), flags
