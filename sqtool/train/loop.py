@@ -533,6 +533,28 @@ def collapse_std_t(z: torch.Tensor) -> torch.Tensor | None:
     return zn.std(dim=0).mean()
 
 
+class RunningCollapseStd:
+    """`collapse_std` over embeddings given batch by batch, in constant memory: per-dimension sums of the L2-normalised
+    embeddings and of their squares (float64), not every embedding kept (validation at the paper's scale: 1.8 M
+    pairs x 256 dims would be 1.8 GB on the device)."""
+
+    def __init__(self):
+        self.n, self.s, self.ss = 0, None, None
+
+    def add(self, z: torch.Tensor) -> None:
+        zn = F.normalize(z.float(), dim=-1).double()            # (B, d)
+        s, ss = zn.sum(0), (zn * zn).sum(0)                     # (d,) each
+        self.s, self.ss = (s, ss) if self.s is None else (self.s + s, self.ss + ss)
+        self.n += zn.shape[0]
+
+    def value(self) -> float | None:
+        """The mean per-dimension std (unbiased, as torch.std); None under 2 embeddings."""
+        if self.n < 2:
+            return None
+        var = (self.ss - self.s * self.s / self.n).clamp_min(0) / (self.n - 1)   # (d,)
+        return float(var.sqrt().mean())
+
+
 class SimSiamStep(nn.Module):
     """forward(x1, x2) -> (p1, p2, z1, z2); exists so DDP wraps a forward() (DDP hooks only forward)."""
 

@@ -798,18 +798,17 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
             if len(val_idx) == 0:
                 return None
             model.eval()
-            losses, zs = [], []
+            losses, spread = [], loop.RunningCollapseStd()     # the spread summed batch by batch: constant memory
             with torch.no_grad():
                 for s in range(0, len(val_idx), local_b):
                     a, b = pairs.get(val_idx[s:s + local_b])
                     with loop.autocast(dev, adt):
                         p1, p2, z1, z2 = model.simsiam(torch.from_numpy(a).to(dev, fdt), torch.from_numpy(b).to(dev, fdt))
                         losses.append(float(loop.simsiam_loss(p1, p2, z1, z2)) * len(a))
-                    zs.append(z1.float())
+                    spread.add(z1)
             model.train()
-            z = torch.cat(zs)
             v = {"step": st["global_step"], "epoch": st["epoch"], "val_loss": sum(losses) / len(val_idx),
-                 "z_std": loop.collapse_std(z), "z_std_healthy": 1 / math.sqrt(d_proj)}
+                 "z_std": spread.value(), "z_std_healthy": 1 / math.sqrt(d_proj)}
             st["val"].append(v)
             return v
 
