@@ -22,11 +22,12 @@ LAUNCHER_ENV = "SQTOOL_LAUNCHER"     # set for the workers: a run's resume line 
 LOGGERS = ("torch.distributed.elastic", "torch.distributed.launcher")   # not torch.distributed.run: its banner
 
 
-def failure_line(err) -> tuple[str, int]:
+def failure_line(err, multinode: bool = False) -> tuple[str, int]:
     """(one line, exit code) of torchrun's ChildFailedError: the ranks that failed on their own (an exit code: their
     sqtool line is above), then those the launcher stopped after them (a signal, or sqtool's own exit on it, 143 /
     130: a rank still working when another failed); the first failed rank's exit code (all stopped by a signal: 128
-    + its number)."""
+    + its number). `multinode` (--nnodes over 1) on a node without rank 0: a reason the ranks agreed on
+    (`loop.stop_together`) is said by rank 0 alone, on node 0's console, so the line points there too."""
     import signal
 
     def code_text(f) -> str:
@@ -48,6 +49,8 @@ def failure_line(err) -> tuple[str, int]:
     first = cause[0][1].exitcode
     line = (f"sqtool-torchrun: {err.name} failed on {ranks(cause)}: the reason is on "
             + ("their lines" if len(cause) > 1 else "its line") + " above"
+            + (" (or, a reason every rank met, on node 0's: rank 0 says it for all)" if multinode and 0 not in
+               err.failures else "")
             + (f"; the launcher then stopped {ranks(stopped)}" if stopped else ""))
     return line, first if first > 0 else 128 - first if first < 0 else 1
 
@@ -63,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run(args)
     except ChildFailedError as e:
-        line, code = failure_line(e)
+        line, code = failure_line(e, multinode=str(args.nnodes).split(":")[-1] != "1")
         print(line, file=sys.stderr)
         return code
     except SignalException as e:

@@ -26,6 +26,11 @@ def test_the_failure_line_names_the_failed_ranks_and_the_stopped_ones():
     both = ChildFailedError("x", {0: ProcessFailure(0, 10, 1, ""), 1: ProcessFailure(1, 11, 1, "")})
     assert failure_line(both) == ("sqtool-torchrun: x failed on ranks 0, 1 (exit 1, exit 1): the reason is on "
                                   "their lines above", 1)
+    node1 = ChildFailedError("x", {1: ProcessFailure(0, 11, 1, "")})      # node 1 of 2: rank 0 said the line there
+    assert failure_line(node1, multinode=True) == (
+        "sqtool-torchrun: x failed on rank 1 (exit 1): the reason is on its line above (or, a reason every rank met, "
+        "on node 0's: rank 0 says it for all)", 1)
+    assert failure_line(both, multinode=True) == failure_line(both)                 # node 0: its lines are above
     killed = ChildFailedError("x", {0: ProcessFailure(0, 10, -9, "")})
     assert failure_line(killed) == ("sqtool-torchrun: x failed on rank 0 (SIGKILL): the reason is on its line above",
                                     137)
