@@ -269,12 +269,12 @@ def _fit_batch(argv: list[str], pairs_metrics: Path) -> list[str]:
 
 def _acc_rate(argv: list[str], quantize_metrics: Path) -> list[str]:
     """The export step's command with the quantize run's --device-acc-fs added where its `next:` line names one
-    (`compress.cli.device_rate_args`: your recordings' accelerometer runs slower than their PPG, a 32 Hz one beside a
+    (`core.model_cfg.device_rate_args`: your recordings' accelerometer runs slower than their PPG, a 32 Hz one beside a
     64 Hz PPG), so that the kit holds its accelerometer resampler and the bench streams your files through it;
     unchanged otherwise. It was built for an accelerometer at the PPG's rate, the note of quantize's line lost."""
     import json
 
-    from sqtool.compress.cli import device_rate_args
+    from sqtool.core.model_cfg import device_rate_args
     try:
         args = device_rate_args(json.loads(quantize_metrics.read_text()))
     except (OSError, ValueError):

@@ -41,6 +41,7 @@ import numpy as np
 from sqtool.core import (SqtoolError, add_bool_flag, add_config_args, atomic_write_bytes, atomic_write_text, make_run_dir,
                            resolve_config, resume_config, save_config, set_seed, to_dict, write_metrics)
 from sqtool.core.metrics import ONE_CLASS_WHY, heldout_one_class
+from sqtool.core.model_cfg import device_rate_args
 from sqtool.core.io import NPZ_ERRORS, read_json
 from sqtool.core.optim import check_training_numbers
 from sqtool.core.progress import item
@@ -354,18 +355,6 @@ def estimate_flag(em: dict) -> str:
     """' (NO SKILL in that run)' and the like when a final fit's estimate run flagged its int8 student, else ''."""
     flag = em.get("flag") or ""                      # the run's skill verdict (report.heldout_skill), a string
     return f" ({flag.upper()} in that run)" if flag else ""
-
-
-def device_rate_args(metrics: dict) -> list[str]:
-    """export's --device-fs / --device-acc-fs for the rates a spectral run's recordings share
-    (`quantize_hr.recorded_rates`) where the export's default would build for others: its C pipeline is built for
-    the model's `device_fs` (125 Hz) unless told, and bench / predict then skip it on the user's 64 Hz files."""
-    rates, default = metrics.get("recorded_rates") or {}, metrics.get("device_fs")
-    ppg, acc = rates.get("ppg"), rates.get("acc")
-    if not ppg or not default:
-        return []
-    args = ["--device-fs", f"{ppg:g}"] if ppg != default else []
-    return args + (["--device-acc-fs", f"{acc:g}"] if acc and acc != ppg else [])   # the kit's acc resampler
 
 
 def print_results(run_dir, metrics: dict) -> None:

@@ -80,6 +80,21 @@ def device_fs(model_cfg: dict) -> float:
     return float(fe.get("fs_in") or DEFAULT_DEVICE_FS)
 
 
+def device_rate_args(metrics: dict) -> list[str]:
+    """export's --device-fs / --device-acc-fs for the rates a spectral quantize run's recordings share (its
+    metrics.json `recorded_rates`, `compress.quantize_hr.recorded_rates`) where the export's default would build for
+    others: its C pipeline is built for the model's `device_fs` (125 Hz) unless told, and bench / predict then skip it
+    on the user's 64 Hz files; its kit takes one accelerometer sample per PPG sample unless --device-acc-fs says the
+    accelerometer's own rate (a 32 Hz one beside a 64 Hz PPG). [] for a run that recorded none (time-domain, final
+    fit of an older run)."""
+    rates, default = metrics.get("recorded_rates") or {}, metrics.get("device_fs")
+    ppg, acc = rates.get("ppg"), rates.get("acc")
+    if not ppg or not default:
+        return []
+    args = ["--device-fs", f"{ppg:g}"] if ppg != default else []
+    return args + (["--device-acc-fs", f"{acc:g}"] if acc and acc != ppg else [])   # the kit's acc resampler
+
+
 def check_fs(fs, where: str = "fs") -> float:
     """A sampling rate in (0, FS_MAX_HZ] Hz, as float; else one SqtoolError line naming `where`."""
     f = _number(fs, where, "sampling rate")

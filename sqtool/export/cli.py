@@ -33,6 +33,7 @@ from pathlib import Path, PurePath
 
 from sqtool.core import (SqtoolError, add_config_args, stream_filter, atomic_save_npz, atomic_write_text, resolve_config,
                          write_metrics)
+from sqtool.core.model_cfg import device_rate_args
 from sqtool.core.progress import bar, item, size_text
 from sqtool.core.runs import (FORCE_HELP, check_out_dir, check_required, releases_run_dirs, shell_command,
                                torch_threads)
@@ -216,21 +217,29 @@ def shipped_config(out: Path, saved: dict, **resolved) -> None:
     atomic_write_text(out / "config.yaml", yaml.safe_dump(d, sort_keys=False))
 
 
+def source_metrics(path: Path) -> dict:
+    """The metrics.json beside the source checkpoint `path` (its run's), or {} where there is none to read."""
+    from sqtool.core.io import read_json
+    try:
+        m = read_json(Path(path).parent / "metrics.json")
+    except (OSError, ValueError):
+        return {}
+    return m if isinstance(m, dict) else {}
+
+
 def source_subjects(ckpt: dict, path: Path) -> list[str]:
     """Every subject key the export may write (card, metadata, heldout.npz): the checkpoint's training and held-out
     subjects (a quantize run's), a fine-tune's held-out ones (its train_cfg) and the subjects its run scored out of
     fold (metrics.json per_subject: a teacher's checkpoint lists none of its own), so that each gets its pseudonym."""
-    from sqtool.core.io import read_json
     keys = [*(ckpt.get("train_subjects") or ()), *(ckpt.get("heldout_subjects") or ()),
             *((ckpt.get("train_cfg") or {}).get("heldout_subjects") or ())]
-    try:
-        m = read_json(Path(path).parent / "metrics.json")
-    except (OSError, ValueError):
+    m = source_metrics(path)
+    if not m:
         return keys
-    rows = m.get("per_subject") if isinstance(m, dict) else None
+    rows = m.get("per_subject")
     keys += [str(r["subject"]) for r in rows or [] if isinstance(r, dict) and "subject" in r]
     keys += [str(h) for h in (m.get("heldout_subjects") or [])]
-    ds = m.get("dataset") if isinstance(m, dict) else None      # a time-domain fine-tune: bare ids of one dataset,
+    ds = m.get("dataset")                                        # a time-domain fine-tune: bare ids of one dataset,
     return keys + ([f"{ds}:{k}" for k in keys if ":" not in str(k)] if ds else [])   # named as its keys are
 
 
@@ -239,16 +248,30 @@ def classic_baseline_of(path: Path) -> dict | None:
     classic_baseline: notch_bpm, ppg_sensors), for metadata.json: bench scores the baseline with them, so its
     held-out comparison is against the baseline the run's report and the model card quote. None where the run
     recorded none (a final fit or fine-tune, a run without raw recordings, a checkpoint outside its run)."""
-    from sqtool.core.io import read_json
-    try:
-        m = read_json(Path(path).parent / "metrics.json")
-    except (OSError, ValueError):
-        return None
-    cb = m.get("classic_baseline") if isinstance(m, dict) else None
+    cb = source_metrics(path).get("classic_baseline")
     if not isinstance(cb, dict) or cb.get("notch_bpm") is None or not cb.get("ppg_sensors"):
         return None
     return {"notch_bpm": float(cb["notch_bpm"]), "ppg_sensors": [str(s) for s in cb["ppg_sensors"]],
             "chosen_on": "the training subjects (sqtool quantize, data.hr_baseline.NestedBaseline)"}
+
+
+def device_rate_notes(cfg: ExportConfig, mcfg: dict, targets: list[str], recorded: list[str]) -> list[str]:
+    """The `note:` lines on the rates a spectral export is built for. Without --device-fs: the model config's device
+    rate (the front end resamples any rate), with the source run's recorded rates where they differ (`recorded`:
+    `core.model_cfg.device_rate_args` of its metrics.json, e.g. ["--device-fs", "64", "--device-acc-fs", "32"]).
+    With --device-fs but no --device-acc-fs, a C kit takes one accelerometer sample per PPG sample: where the
+    recordings' accelerometer ran at another rate, one line says the option that adds the kit's resampler for it."""
+    from sqtool.core.model_cfg import device_fs
+    acc = recorded[recorded.index("--device-acc-fs") + 1] if "--device-acc-fs" in recorded else None
+    if not cfg.device_fs:
+        yours = f" (the source run's recordings: {' '.join(recorded)})" if recorded else ""
+        return [f"built for a {device_fs(mcfg):g} Hz device (the model config's frontend.fs_in; the network reads "
+                f"spectra, so the training recordings' rate does not set it): --device-fs HZ builds for yours{yours}"]
+    if acc and "c" in targets and not cfg.device_acc_fs and len(mcfg.get("channels") or []) > 1:
+        return [f"the C kit takes one accelerometer sample per PPG sample ({cfg.device_fs:g} Hz); the source run's "
+                f"recordings had their accelerometer at {acc} Hz: --device-acc-fs {acc} adds the kit's resampler "
+                "for it (predict and bench then stream your files through it)"]
+    return []
 
 
 def copy_heldout(src: Path, dst: Path, names: dict[str, str]) -> None:
@@ -432,10 +455,8 @@ def _load_inputs(cfg: ExportConfig):
                      "the most a training recording had); a device with one PPG sensor"
                      + (f" (as {', '.join(held_ds)}'s recordings may be)" if held_ds else "")
                      + " needs --ppg-sensors 1")
-    if spectral and not cfg.device_fs:      # the front end resamples any rate: which one the files are built for
-        from sqtool.core.model_cfg import device_fs
-        notes.append(f"built for a {device_fs(mcfg):g} Hz device (the model config's frontend.fs_in; the network reads "
-                     "spectra, so the training recordings' rate does not set it): --device-fs HZ builds for yours")
+    if spectral:
+        notes += device_rate_notes(cfg, mcfg, targets, device_rate_args(source_metrics(path)))
     if cfg.device_acc_fs:                   # refused before any folder: the kit could not honour it
         if not spectral or "c" not in targets or len(mcfg.get("channels") or []) < 2:
             raise SqtoolError(f"--device-acc-fs {cfg.device_acc_fs:g}: for the C target of a spectral model that reads "

@@ -69,3 +69,19 @@ def test_a_bare_folder_is_refused_the_same_way_and_a_flat_one_reads(tmp_path):
     assert "in a dataset.yaml beside the recordings" in msg
     flat = layout(tmp_path / "flat", {".": ["s1", "s2"]})
     assert sorted(r.subject for r in read_dataset(flat)) == ["s1", "s2"]
+
+
+def test_a_bare_folder_a_dataset_file_describes_is_refused_naming_that_file(tmp_path):
+    """`predict --data my_watch/recordings` (the README's bare-folder line) on subject folders: the refusal names
+    my_watch/dataset.yaml, whose root: is that folder and whose subject rule reads it; a file whose root is another
+    folder is not named."""
+    root = layout(tmp_path / "my_watch" / "recordings", PEOPLE)
+    (tmp_path / "my_watch" / "dataset.yaml").write_text(YAML.replace("root: rec", "root: recordings")
+                                                        + "subject: {pattern: '^(?P<subject>[^/]+)/'}\n")
+    msg = refused(lambda: read_dataset(root))
+    assert msg.startswith(f"{root}: P01/run.csv and P02/run.csv would be one subject, 'run'") and "\n" not in msg
+    assert msg.endswith(f"; or give --data {tmp_path / 'my_watch' / 'dataset.yaml'}, which describes this folder "
+                        "(its root:) and reads it through its subject rule, stream files and labels")
+    assert {r.subject for r in load_dataset_file(tmp_path / "my_watch" / "dataset.yaml").records()} == {"P01", "P02"}
+    (tmp_path / "my_watch" / "dataset.yaml").write_text(YAML)             # root: rec, another folder
+    assert "--data" not in refused(lambda: read_dataset(root))

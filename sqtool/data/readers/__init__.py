@@ -169,6 +169,23 @@ def _check_label(rec: Record, name: str, lab: Label, where: str) -> None:
 
 # ----------------------------------------------------------------------------- reading
 
+def describing_file(folder: Path) -> Path | None:
+    """A dataset.yaml in `folder` or the two folders above it whose `root:` is `folder` (`my_watch/dataset.yaml`
+    with `root: recordings`, for `my_watch/recordings`), or None: the file that says how to read the folder, named
+    where the bare folder is refused (it holds the subject rule, stream files and labels the folder alone lacks)."""
+    import yaml
+    for up in (folder, *list(folder.parents)[:2]):
+        f = up / "dataset.yaml"
+        try:
+            d = yaml.safe_load(f.read_text()) if f.is_file() else None
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        root = d.get("root", ".") if isinstance(d, dict) else None
+        if isinstance(root, str) and (up / root).resolve() == folder.resolve():
+            return f
+    return None
+
+
 def list_items(path: str | os.PathLike, kind: str | None = None) -> tuple[str, list]:
     """(kind, the files that hold records) without reading them: the unit of parallel work."""
     path = Path(path)
@@ -182,8 +199,15 @@ def list_items(path: str | os.PathLike, kind: str | None = None) -> tuple[str, l
         items = _generic().list_items(kind, files)
         if kind != "npz" and path.is_dir():          # an NPZ may carry its own subject and record id
             from sqtool.data.readers._common import refuse_name_clash
-            refuse_name_clash([p.relative_to(path).as_posix() for p in items], str(path),
-                              "a dataset.yaml beside the recordings (files: and format: as they are)")
+            try:
+                refuse_name_clash([p.relative_to(path).as_posix() for p in items], str(path),
+                                  "a dataset.yaml beside the recordings (files: and format: as they are)")
+            except SqtoolError as e:
+                described = describing_file(path)
+                if described is None:
+                    raise
+                raise SqtoolError(f"{e}; or give --data {described}, which describes this folder (its root:) and "
+                                  "reads it through its subject rule, stream files and labels") from None
     else:
         raise SqtoolError(f"unknown dataset kind '{kind}' (known: {', '.join(kinds())})")
     if not items:
