@@ -432,6 +432,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     returns (as the CLI does), so another run may write there; per-window arrays without files:
     `sqtool.load_model(export).predict(ppg, acc, fs)`."""
     from sqtool.core import atomic_write_text, make_run_dir, save_config, write_metrics
+    from sqtool.core.io import sync_all
     from sqtool.firmware_bench import runtimes as R
     from sqtool.firmware_bench import spectral as S
     from sqtool.firmware_bench.cli import check_counts
@@ -524,7 +525,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
             lines.append(",".join((v[i] if k == "time" else "" if not np.isfinite(v[i]) else
                                    str(int(v[i])) if k in ("flagged", "no_pulse") else f"{float(v[i]):.3f}")
                                   for k, v in cols.items()))
-        atomic_write_text(run_dir / f"{stem}.csv", "\n".join(lines) + "\n")
+        atomic_write_text(run_dir / f"{stem}.csv", "\n".join(lines) + "\n", many=True)   # synced once, below
         plot = f"{stem}.png" if len(rows) < plotted else None
         if plot:
             _plot(run_dir / plot, r.record_id, t, o, truth, name, columns, start, targets)
@@ -623,6 +624,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         summary["notes"] = notes
     if firmware is not None:
         summary["firmware"] = firmware
+    sync_all()                                     # the CSVs on disk before the summary that lists them
     write_metrics(run_dir, summary, name="summary.json")
     drop_earlier(run_dir, written, EARLIER)        # after the new summary: a kill before leaves them in EARLIER
     return summary
