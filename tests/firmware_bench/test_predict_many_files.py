@@ -37,3 +37,19 @@ def test_predict_writes_its_csvs_without_a_fsync_or_folder_scan_each(spec_export
         assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
         counts[n] = (len(fsyncs), scans.count(out.name))
     assert counts[6] == counts[2], counts
+
+
+def test_bench_checks_the_c_pipeline_with_one_reference_for_every_recording(spec_export_dir, tmp_path, monkeypatch):
+    """The C pipeline's row compares each recording's push with the Python integer reference; the reference (its
+    front-end tables designed, its decoder set up) is made once per device rate, not per recording, and each
+    recording still starts from a fresh state: every hop equal."""
+    import sqtool.export.pipeline as pipeline
+    from sqtool.firmware_bench.cli import BenchConfig, run_bench
+    made, real_init = [], pipeline.PipelineRef.__init__
+    monkeypatch.setattr(pipeline.PipelineRef, "__init__", lambda self, *a, **k: made.append(1) or
+                        real_init(self, *a, **k))
+    res = run_bench(BenchConfig(model=str(spec_export_dir), data=str(_folder(tmp_path, 3)), runtime=["c_pipeline"],
+                                out=str(tmp_path / "bench"), progress=False))
+    row = next(r for r in res["runtimes"] if r["runtime"] == "c_pipeline")
+    assert row["status"] == "ok" and row["calls"] == 3 and row["exact_hops_pct"] == 100.0
+    assert len(made) == 1
