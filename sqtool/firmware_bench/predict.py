@@ -774,15 +774,22 @@ def pipeline_may_push(cfg: PredictConfig, art, fs_in: float) -> bool:
     return fs_mhz is None or abs(fs_in - fs_mhz / 1000.0) <= 1e-9
 
 
-def released(rec, keep_samples: bool):
-    """A prepared recording (`spectral.prepare`) without the arrays predict reads no more, so that a folder's
-    recordings (or one long one: 5.5 M samples a day at 64 Hz) are not all held until the network runs: the float
-    signals (their gaps said first, `gaps_of`) and, unless the C pipeline may push them (`keep_samples`), the int16
-    device samples and gap flags. What is kept per window (codes, t0, valid, truth) is what the network, the decoder
-    and the CSV read."""
+def without_signals(rec):
+    """A prepared recording (spectral or time-domain) without its record's float signals, their gaps said first
+    (`gaps_of`); its channels, rates, meta and labels kept: what the summary reads of it."""
     import dataclasses
     rec.gaps = gaps_of(rec).get("gaps", "")
     rec.record = dataclasses.replace(rec.record, signals={c: np.zeros(0) for c in rec.record.signals})
+    return rec
+
+
+def released(rec, keep_samples: bool):
+    """A prepared recording (`spectral.prepare`) without the arrays predict reads no more, so that a folder's
+    recordings (or one long one: 5.5 M samples a day at 64 Hz) are not all held until the network runs: the float
+    signals (`without_signals`) and, unless the C pipeline may push them (`keep_samples`), the int16
+    device samples and gap flags. What is kept per window (codes, t0, valid, truth) is what the network, the decoder
+    and the CSV read."""
+    without_signals(rec)
     if not keep_samples:
         rec.x16, rec.gap = None, None
     return rec
@@ -883,18 +890,25 @@ class _TdRec:
     tiled_from_s: float | None = None   # shorter than the window: its own length, tiled to one window
     targets: dict | None = None    # another regression task's truth: {output: (W,) its label (NaN where none)}
     classes: np.ndarray | None = None   # a class task's truth: (W,) 1 (AF / good), 0, NaN where none
+    gaps: str | None = None        # `Record.gap_text`, said before the float signals are released (None: ask it)
 
 
 def _prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ()) -> dict:
     """Replay each recording through the model's stream (`firmware_bench.stream`, as `sqtool bench`); a missing
-    channel is one line naming it; left: as prepare_spectral's."""
+    channel is one line naming it; left: as prepare_spectral's. Each recording keeps its windows, not its float
+    signals (`without_signals`), unless the runtime reads those (`runtimes.feeds_records`: c_window)."""
     from sqtool.data.dataset_tasks import class_truth
     from sqtool.data.record import subject_key, tile_record
+    from sqtool.firmware_bench.runtimes import feeds_records
     from sqtool.firmware_bench.stream import StreamSpec, at_stream_rate, replay
     md = art.metadata
     spec = StreamSpec.from_model_cfg(md, filter=cfg.filter)
     name, what = time_domain_runtime(cfg, art)
     tile = md.get("short_records") == "tile"           # as the model's training data (export metadata)
+    def prepared(r) -> _TdRec:                         # let go of the signals before the next recording is read
+        rec = one(r)
+        prog.update(1)
+        return rec if feeds_records(name) else without_signals(rec)
     def one(r) -> _TdRec:
         require_channels(r, spec.channels, r.record_id)   # else left out, as the bench leaves it out
         r = at_stream_rate(r, spec)            # a clock off its whole-Hz rate: resampled to it
@@ -907,12 +921,27 @@ def _prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ())
                       seconds, rp.x, rp.t0, rp.flagged, rp.truth if hr else None, r.meta.get("tiled_from_s"),
                       None if hr else window_targets(r, truth_labels(md), rp.t0, spec.window_s),
                       class_truth(task, r, rp.t0, spec.window_s) if task in CLASS_TRUTH else None)
-    recs, short = long_enough(bar(records, desc="stream", enabled=cfg.progress, unit="rec"), one, spec.window_s,
-                              cfg.data or "records", skip=(TooShort, MissingChannel), left=left)
+    # the bar counts what `prepared` did: a bar wrapping the records would hold each while the next one is read
+    prog = bar(desc="stream", enabled=cfg.progress, unit="rec")
+    recs, short = long_enough(records, prepared, spec.window_s, cfg.data or "records",
+                              skip=(TooShort, MissingChannel), left=left)
+    prog.close()
     why = "asked for" if cfg.runtime else f"default: the export's {what} on the host"
     return {"recs": recs, "runtime": name, "why": why, "short": short, "filter": cfg.filter,
             "streams": [(r.record, list(spec.channels)) for r in recs],
             "fed": [{c: c for c in spec.channels} for _ in recs]}
+
+
+def network_batch(recs: list[_TdRec]) -> np.ndarray:
+    """Every recording's windows in one (N, C, T) batch, each recording's own (W, C, T) let go as it is copied in
+    (r.x None): the batch is the one copy of them, and nothing of them is held once the network has run."""
+    x = np.empty((sum(len(r.x) for r in recs), *recs[0].x.shape[1:]), recs[0].x.dtype)
+    a = 0
+    for r in recs:
+        x[a:a + len(r.x)] = r.x
+        a += len(r.x)
+        r.x = None
+    return x
 
 
 def time_domain_runtime(cfg: PredictConfig, art) -> tuple[str, str]:
@@ -1063,9 +1092,12 @@ def _run_time_domain(art, prep: dict, work: Path) -> tuple[list[dict], dict | No
         from sqtool.firmware_bench.stream import StreamSpec, record_matrix
         spec = StreamSpec.from_model_cfg(md, filter=prep["filter"])
         rt.check_stream([(r.record_id, r.fs_in) for r in recs], spec.filter if spec.band else "none")
-        y, _ = rt.run_records([record_matrix(r.record, list(md["channels"]))[0] for r in recs], recs[0].x.shape[-1])
+        T = recs[0].x.shape[-1]
+        for r in recs:
+            r.x = None                                                      # it makes its own windows
+        y, _ = rt.run_records([record_matrix(r.record, list(md["channels"]))[0] for r in recs], T)
     else:
-        y = rt.run_batch(np.concatenate([r.x for r in recs]))
+        y = rt.run_batch(network_batch(recs))                               # one batch: the MCU's one QEMU run
     y = np.asarray(y, np.float64)
     y = y.reshape(len(y), -1)                                               # (N, outputs) in units
     outputs = list(md.get("outputs") or [])

@@ -53,3 +53,43 @@ def test_bench_checks_the_c_pipeline_with_one_reference_for_every_recording(spec
     row = next(r for r in res["runtimes"] if r["runtime"] == "c_pipeline")
     assert row["status"] == "ok" and row["calls"] == 3 and row["exact_hops_pct"] == 100.0
     assert len(made) == 1
+
+
+def test_a_time_domain_model_lets_each_recordings_signals_and_windows_go(export_dir, tmp_path, monkeypatch):
+    """A time-domain model's prepared recordings keep their windows, not their float signals (gaps said first), and
+    the network's one batch is the only copy of the windows: once it has run no recording holds its (W, C, T)
+    windows. The network sees the very windows the recordings held, in one batch (the MCU's one QEMU run)."""
+    import numpy as np
+
+    from sqtool.firmware_bench import predict as P
+    from sqtool.firmware_bench import runtimes as R
+    from sqtool.firmware_bench import spectral as S
+    data = tmp_path / "data"
+    data.mkdir()
+    for k in range(3):
+        write_wrist_npz(data / f"r{k}.npz", seconds=20 + 5 * k, seed=k)
+    z = dict(np.load(data / "r1.npz"))
+    z["ppg"][500:700] = np.nan                                      # a gap, said from the released recording
+    np.savez(data / "r1.npz", **z)
+    batches, real = [], R.make_runtime
+
+    def spied(name, art, work):
+        rt = real(name, art, work)
+        run = rt.run_batch
+        rt.run_batch = lambda x: batches.append(x.copy()) or run(x)
+        return rt
+    monkeypatch.setattr(R, "make_runtime", spied)
+    cfg = P.PredictConfig(model=str(export_dir), data=str(data), runtime="c", out=str(tmp_path / "p"),
+                          plots="none", progress=False)
+    art = R.load_artifacts(str(export_dir))
+    prep = P._prepare_time_domain(cfg, art, S.iter_load(data))
+    recs = prep["recs"]
+    assert all(np.size(v) == 0 for r in recs for v in r.record.signals.values())
+    assert "ppg" in recs[1].gaps and recs[0].gaps == ""
+    windows = np.concatenate([r.x for r in recs])
+    P._run_time_domain(art, prep, tmp_path)
+    assert all(r.x is None for r in recs)
+    assert len(batches) == 1 and np.array_equal(batches[0], windows)
+    res = P.predict(cfg)
+    assert [r["windows"] for r in res["recordings"]] == [len(r.t0) for r in recs]
+    assert "ppg" in res["recordings"][1]["gaps"] and "gaps" not in res["recordings"][0]
