@@ -783,6 +783,29 @@ def without_signals(rec):
     return rec
 
 
+def network_blocks(rt, recs, prog=None) -> tuple[np.ndarray, bool]:
+    """The network (`spectral.run_window_runtime`) over every recording's codes in blocks of NET_WINDOWS windows,
+    a block running on across recordings: its float inputs stay in MBs for a day-long recording, and a folder of
+    short ones makes one call per block, not per recording (the MCU's QEMU starts once a call). Returns ((N, F)
+    logits, the recordings' windows in order; whether they are int8 codes); `prog`: a bar of windows."""
+    from sqtool.firmware_bench.spectral import run_window_runtime
+    ys, block, held, integer = [], [], 0, False
+    for i, r in enumerate(recs):
+        a = 0
+        while a < len(r.codes):
+            take = min(NET_WINDOWS - held, len(r.codes) - a)
+            block.append(r.codes[a:a + take])
+            held, a = held + take, a + take
+            if held == NET_WINDOWS or (i == len(recs) - 1 and a == len(r.codes)):
+                y, yq = run_window_runtime(rt, np.concatenate(block))
+                ys.append(y)
+                integer = yq is not None
+                if prog is not None:
+                    prog.update(len(y))
+                block, held = [], 0
+    return np.concatenate(ys), integer
+
+
 def released(rec, keep_samples: bool):
     """A prepared recording (`spectral.prepare`) without the arrays predict reads no more, so that a folder's
     recordings (or one long one: 5.5 M samples a day at 64 Hz) are not all held until the network runs: the float
@@ -839,16 +862,14 @@ def run_spectral(art, prep: dict, work: Path, runners: dict | None = None,
         if name not in runners:
             runners[name] = R.make_runtime(name, art, work)
         rt = runners[name]
-        # the network NET_WINDOWS windows at a time (its float inputs stay in MBs for a day-long recording), counted
-        # by a bar of windows; each recording's logits (small: F int8 per window) decoded whole, causally
+        # the network NET_WINDOWS windows at a time, counted by a bar of windows; each recording's logits (small: F
+        # int8 per window) decoded whole, causally
         prog = bar(total=sum(len(r.t0) for r in recs), desc="network", enabled=progress, unit="win")
+        logits, integer = network_blocks(rt, recs, prog)                # (N, F), the recordings' in order
+        scale = art.output_qparams[0] if integer else None
+        a = 0
         for r in recs:
-            parts = []
-            for a in range(0, len(r.codes), NET_WINDOWS):
-                parts.append(S.run_window_runtime(rt, r.codes[a:a + NET_WINDOWS]))
-                prog.update(len(parts[-1][0]))
-            y = np.concatenate([p for p, _ in parts])                   # (W, F) logits
-            scale = art.output_qparams[0] if parts[0][1] is not None else None
+            y, a = logits[a:a + len(r.codes)], a + len(r.codes)        # (W, F) its logits
             o = S.decode(y, [r], dec, scale)                            # hr, lo, hi, conf -> the CSV's names
             outs.append({"hr_bpm": o["hr"], "lo_bpm": o["lo"], "hi_bpm": o["hi"], "confidence": o["conf"],
                          "flagged": (~r.valid).astype(int),

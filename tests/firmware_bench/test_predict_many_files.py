@@ -93,3 +93,25 @@ def test_a_time_domain_model_lets_each_recordings_signals_and_windows_go(export_
     res = P.predict(cfg)
     assert [r["windows"] for r in res["recordings"]] == [len(r.t0) for r in recs]
     assert "ppg" in res["recordings"][1]["gaps"] and "gaps" not in res["recordings"][0]
+
+
+def test_a_spectral_network_runs_once_for_a_folder_of_short_recordings(spec_export_dir, tmp_path, monkeypatch):
+    """The network's blocks of NET_WINDOWS windows run on across recordings: 4 short recordings are one call (the
+    MCU's QEMU started once, not per recording), and the CSVs are those of blocks of 5 windows, which end inside
+    and between recordings."""
+    from sqtool.firmware_bench import predict as P
+    from sqtool.firmware_bench import spectral as S
+    data = _folder(tmp_path, 4)
+    calls, real = [], S.run_window_runtime
+    monkeypatch.setattr(S, "run_window_runtime", lambda rt, codes: calls.append(len(codes)) or real(rt, codes))
+
+    def csvs(out):
+        res = predict(PredictConfig(model=str(spec_export_dir), data=str(data), runtime="c", out=str(out),
+                                    plots="none", progress=False))
+        return [(out / r["csv"]).read_bytes() for r in res["recordings"]]
+
+    one = csvs(tmp_path / "one")
+    assert calls == [4 * 3]                                            # 4 recordings of 3 windows each
+    calls.clear()
+    monkeypatch.setattr(P, "NET_WINDOWS", 5)
+    assert csvs(tmp_path / "fives") == one and calls == [5, 5, 2]
