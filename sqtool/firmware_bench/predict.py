@@ -783,27 +783,34 @@ def without_signals(rec):
     return rec
 
 
-def network_blocks(rt, recs, prog=None) -> tuple[np.ndarray, bool]:
-    """The network (`spectral.run_window_runtime`) over every recording's codes in blocks of NET_WINDOWS windows,
-    a block running on across recordings: its float inputs stay in MBs for a day-long recording, and a folder of
-    short ones makes one call per block, not per recording (the MCU's QEMU starts once a call). Returns ((N, F)
-    logits, the recordings' windows in order; whether they are int8 codes); `prog`: a bar of windows."""
-    from sqtool.firmware_bench.spectral import run_window_runtime
-    ys, block, held, integer = [], [], 0, False
-    for i, r in enumerate(recs):
+def network_blocks(run, parts, prog=None) -> list:
+    """run(block) over `parts` (each recording's windows, in order: a time-domain model's (W, C, T) inputs, a
+    spectral model's (W, F, C) codes) in blocks of NET_WINDOWS windows, a block running on across recordings: the
+    network's inputs and their temporaries stay in MBs for a day-long recording or a folder of a thousand, and a
+    folder of short recordings makes one call per block, not per recording (the MCU's QEMU starts once a call). A
+    part is let go once its last window's block has run. Returns run's result per block; `prog`: a bar of windows."""
+    out, block, held = [], [], 0
+    for x in parts:
         a = 0
-        while a < len(r.codes):
-            take = min(NET_WINDOWS - held, len(r.codes) - a)
-            block.append(r.codes[a:a + take])
+        while a < len(x):
+            take = min(NET_WINDOWS - held, len(x) - a)
+            block.append(x[a:a + take])
             held, a = held + take, a + take
-            if held == NET_WINDOWS or (i == len(recs) - 1 and a == len(r.codes)):
-                y, yq = run_window_runtime(rt, np.concatenate(block))
-                ys.append(y)
-                integer = yq is not None
-                if prog is not None:
-                    prog.update(len(y))
-                block, held = [], 0
-    return np.concatenate(ys), integer
+            if held == NET_WINDOWS:
+                out.append(run(np.concatenate(block)))
+                block, held = [], _counted(prog, held)
+        del x
+    if block:
+        out.append(run(np.concatenate(block)))
+        _counted(prog, held)
+    return out
+
+
+def _counted(prog, n: int) -> int:
+    """A block of n windows run: counted on the bar (if any); 0, the windows a new block holds."""
+    if prog is not None:
+        prog.update(n)
+    return 0
 
 
 def released(rec, keep_samples: bool):
@@ -865,8 +872,9 @@ def run_spectral(art, prep: dict, work: Path, runners: dict | None = None,
         # the network NET_WINDOWS windows at a time, counted by a bar of windows; each recording's logits (small: F
         # int8 per window) decoded whole, causally
         prog = bar(total=sum(len(r.t0) for r in recs), desc="network", enabled=progress, unit="win")
-        logits, integer = network_blocks(rt, recs, prog)                # (N, F), the recordings' in order
-        scale = art.output_qparams[0] if integer else None
+        blocks = network_blocks(lambda codes: S.run_window_runtime(rt, codes), (r.codes for r in recs), prog)
+        logits = np.concatenate([y for y, _ in blocks])                 # (N, F), the recordings' in order
+        scale = art.output_qparams[0] if blocks[0][1] is not None else None
         a = 0
         for r in recs:
             y, a = logits[a:a + len(r.codes)], a + len(r.codes)        # (W, F) its logits
@@ -953,16 +961,12 @@ def _prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ())
             "fed": [{c: c for c in spec.channels} for _ in recs]}
 
 
-def network_batch(recs: list[_TdRec]) -> np.ndarray:
-    """Every recording's windows in one (N, C, T) batch, each recording's own (W, C, T) let go as it is copied in
-    (r.x None): the batch is the one copy of them, and nothing of them is held once the network has run."""
-    x = np.empty((sum(len(r.x) for r in recs), *recs[0].x.shape[1:]), recs[0].x.dtype)
-    a = 0
+def windows_let_go(recs: list[_TdRec]):
+    """Each recording's (W, C, T) windows in turn, r.x let go as it is handed on (`network_blocks` holds it until
+    its last block has run): nothing of them is held once the network has run."""
     for r in recs:
-        x[a:a + len(r.x)] = r.x
-        a += len(r.x)
-        r.x = None
-    return x
+        x, r.x = r.x, None
+        yield x
 
 
 def time_domain_runtime(cfg: PredictConfig, art) -> tuple[str, str]:
@@ -1118,7 +1122,7 @@ def _run_time_domain(art, prep: dict, work: Path) -> tuple[list[dict], dict | No
             r.x = None                                                      # it makes its own windows
         y, _ = rt.run_records([record_matrix(r.record, list(md["channels"]))[0] for r in recs], T)
     else:
-        y = rt.run_batch(network_batch(recs))                               # one batch: the MCU's one QEMU run
+        y = np.concatenate(network_blocks(rt.run_batch, windows_let_go(recs)))   # (N, outputs)
     y = np.asarray(y, np.float64)
     y = y.reshape(len(y), -1)                                               # (N, outputs) in units
     outputs = list(md.get("outputs") or [])

@@ -57,8 +57,9 @@ def test_bench_checks_the_c_pipeline_with_one_reference_for_every_recording(spec
 
 def test_a_time_domain_model_lets_each_recordings_signals_and_windows_go(export_dir, tmp_path, monkeypatch):
     """A time-domain model's prepared recordings keep their windows, not their float signals (gaps said first), and
-    the network's one batch is the only copy of the windows: once it has run no recording holds its (W, C, T)
-    windows. The network sees the very windows the recordings held, in one batch (the MCU's one QEMU run)."""
+    the network runs them in blocks of NET_WINDOWS windows across recordings (one here: the MCU's one QEMU run),
+    letting each recording's (W, C, T) windows go: none held once it has run. Blocks of 7 windows, ending inside
+    and between recordings, give the same CSVs."""
     import numpy as np
 
     from sqtool.firmware_bench import predict as P
@@ -93,6 +94,12 @@ def test_a_time_domain_model_lets_each_recordings_signals_and_windows_go(export_
     res = P.predict(cfg)
     assert [r["windows"] for r in res["recordings"]] == [len(r.t0) for r in recs]
     assert "ppg" in res["recordings"][1]["gaps"] and "gaps" not in res["recordings"][0]
+    batches.clear()
+    monkeypatch.setattr(P, "NET_WINDOWS", 7)
+    sevens = P.predict(P.PredictConfig(**{**cfg.__dict__, "out": str(tmp_path / "p7")}))
+    assert [len(b) for b in batches] == [7] * (len(windows) // 7) + [len(windows) % 7] * bool(len(windows) % 7)
+    assert all((tmp_path / "p" / r["csv"]).read_bytes() == (tmp_path / "p7" / r["csv"]).read_bytes()
+               for r in sevens["recordings"])
 
 
 def test_a_spectral_network_runs_once_for_a_folder_of_short_recordings(spec_export_dir, tmp_path, monkeypatch):
