@@ -54,8 +54,8 @@ from sqtool.core import SqtoolError, load_shared_lib
 from sqtool.core.manifest import MissingArtifact, TamperedArtifact
 from sqtool.core.metrics import batch_means, block_windows, mae_batch_ci, ratio_t_interval, uncertainty_scores
 from sqtool.firmware_bench.report import (GT, HEART_RATE, _f, _table, as_markdown, covers_all,  # one table format
-                                          floors_line, left_out_lines, left_out_note, long_enough, primary_runtime,
-                                          too_short)
+                                          floors_line, left_out_lines, left_out_note, long_enough, panels_note,
+                                          primary_runtime, too_short)
 
 FLOAT_RUNTIMES = ("torch_student", "onnx_float", "litert_float")
 INT8_RUNTIMES = ("brevitas_int8", "onnx_int8", "litert_int8", "tflm_int8", "c_host", "c_host_single",
@@ -1039,7 +1039,8 @@ def _ci_method(rows: list[tuple[str, dict | None]]) -> list[str]:
 
 
 def write_spectral_report(run_dir, res: dict, recs: list[SpecRec], hrs: dict) -> None:
-    """bench.json (everything), bench.md (tables, notes, a plot of HR over time per recording)."""
+    """bench.json (everything), bench.md (tables, notes, a plot of HR over time per recording: the first
+    `report.PANELS`)."""
     from sqtool.core import atomic_savefig, atomic_write_text, write_metrics
     run_dir = Path(run_dir)
     plots = []
@@ -1049,12 +1050,12 @@ def write_spectral_report(run_dir, res: dict, recs: list[SpecRec], hrs: dict) ->
         import matplotlib.pyplot as plt
         show = [k for k in (res.get("primary"), "baseline") if k and k in hrs]
         if show and recs:
-            n = len(recs)
+            n = panels_note(res, len(recs))                             # the first PANELS recordings
             ncol = min(3, n)
             nrow = -(-n // ncol)
             fig, axes = plt.subplots(nrow, ncol, figsize=(5 * ncol, 2.6 * nrow), squeeze=False)
             a = 0
-            for i, r in enumerate(recs):
+            for i, r in enumerate(recs[:n]):
                 ax, b = axes[i // ncol][i % ncol], a + len(r.t0)
                 tt = r.t0 + float(res["window_s"])                      # when the window's result exists
                 if np.isfinite(r.truth).any():

@@ -122,3 +122,20 @@ def test_a_spectral_network_runs_once_for_a_folder_of_short_recordings(spec_expo
     calls.clear()
     monkeypatch.setattr(P, "NET_WINDOWS", 5)
     assert csvs(tmp_path / "fives") == one and calls == [5, 5, 2]
+
+
+def test_bench_draws_hr_over_time_for_the_first_recordings_only(spec_export_dir, tmp_path, monkeypatch):
+    """hr_over_time.png has a panel for each of the first report.PANELS recordings (a thousand spot checks made a
+    1500 x 86,840 px image); bench.md says how many of how many, bench.json keeps every recording's figures."""
+    import sqtool.core
+    from sqtool.firmware_bench import report
+    from sqtool.firmware_bench.cli import BenchConfig, run_bench
+    drawn, real = {}, sqtool.core.atomic_savefig
+    monkeypatch.setattr(sqtool.core, "atomic_savefig", lambda fig, path, **k: drawn.__setitem__(
+        Path(path).name, sum(ax.axison for ax in fig.axes)) or real(fig, path, **k))
+    monkeypatch.setattr(report, "PANELS", 2, raising=False)
+    res = run_bench(BenchConfig(model=str(spec_export_dir), data=str(_folder(tmp_path, 3)), runtime=["c"],
+                                out=str(tmp_path / "bench"), progress=False))
+    assert drawn["hr_over_time.png"] == 2
+    assert "hr_over_time.png: the first 2 of 3 recordings" in (tmp_path / "bench" / "bench.md").read_text()
+    assert len(next(r for r in res["runtimes"] if r["runtime"] == "c_host")["per_record"]) == 3
