@@ -432,6 +432,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     returns (as the CLI does), so another run may write there; per-window arrays without files:
     `sqtool.load_model(export).predict(ppg, acc, fs)`."""
     from sqtool.core import atomic_write_text, make_run_dir, save_config, write_metrics
+    from sqtool.core.io import sync_all
     from sqtool.firmware_bench import runtimes as R
     from sqtool.firmware_bench import spectral as S
     from sqtool.firmware_bench.cli import check_counts
@@ -524,7 +525,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
             lines.append(",".join((v[i] if k == "time" else "" if not np.isfinite(v[i]) else
                                    str(int(v[i])) if k in ("flagged", "no_pulse") else f"{float(v[i]):.3f}")
                                   for k, v in cols.items()))
-        atomic_write_text(run_dir / f"{stem}.csv", "\n".join(lines) + "\n")
+        atomic_write_text(run_dir / f"{stem}.csv", "\n".join(lines) + "\n", many=True)   # synced once, below
         plot = f"{stem}.png" if len(rows) < plotted else None
         if plot:
             _plot(run_dir / plot, r.record_id, t, o, truth, name, columns, start, targets)
@@ -623,6 +624,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         summary["notes"] = notes
     if firmware is not None:
         summary["firmware"] = firmware
+    sync_all()                                     # the CSVs on disk before the summary that lists them
     write_metrics(run_dir, summary, name="summary.json")
     drop_earlier(run_dir, written, EARLIER)        # after the new summary: a kill before leaves them in EARLIER
     return summary
@@ -772,15 +774,52 @@ def pipeline_may_push(cfg: PredictConfig, art, fs_in: float) -> bool:
     return fs_mhz is None or abs(fs_in - fs_mhz / 1000.0) <= 1e-9
 
 
-def released(rec, keep_samples: bool):
-    """A prepared recording (`spectral.prepare`) without the arrays predict reads no more, so that a folder's
-    recordings (or one long one: 5.5 M samples a day at 64 Hz) are not all held until the network runs: the float
-    signals (their gaps said first, `gaps_of`) and, unless the C pipeline may push them (`keep_samples`), the int16
-    device samples and gap flags. What is kept per window (codes, t0, valid, truth) is what the network, the decoder
-    and the CSV read."""
+def without_signals(rec):
+    """A prepared recording (spectral or time-domain) without its record's float signals, their gaps said first
+    (`gaps_of`); its channels, rates, meta and labels kept: what the summary reads of it."""
     import dataclasses
     rec.gaps = gaps_of(rec).get("gaps", "")
     rec.record = dataclasses.replace(rec.record, signals={c: np.zeros(0) for c in rec.record.signals})
+    return rec
+
+
+def network_blocks(run, parts, prog=None) -> list:
+    """run(block) over `parts` (each recording's windows, in order: a time-domain model's (W, C, T) inputs, a
+    spectral model's (W, F, C) codes) in blocks of NET_WINDOWS windows, a block running on across recordings: the
+    network's inputs and their temporaries stay in MBs for a day-long recording or a folder of a thousand, and a
+    folder of short recordings makes one call per block, not per recording (the MCU's QEMU starts once a call). A
+    part is let go once its last window's block has run. Returns run's result per block; `prog`: a bar of windows."""
+    out, block, held = [], [], 0
+    for x in parts:
+        a = 0
+        while a < len(x):
+            take = min(NET_WINDOWS - held, len(x) - a)
+            block.append(x[a:a + take])
+            held, a = held + take, a + take
+            if held == NET_WINDOWS:
+                out.append(run(np.concatenate(block)))
+                block, held = [], _counted(prog, held)
+        del x
+    if block:
+        out.append(run(np.concatenate(block)))
+        _counted(prog, held)
+    return out
+
+
+def _counted(prog, n: int) -> int:
+    """A block of n windows run: counted on the bar (if any); 0, the windows a new block holds."""
+    if prog is not None:
+        prog.update(n)
+    return 0
+
+
+def released(rec, keep_samples: bool):
+    """A prepared recording (`spectral.prepare`) without the arrays predict reads no more, so that a folder's
+    recordings (or one long one: 5.5 M samples a day at 64 Hz) are not all held until the network runs: the float
+    signals (`without_signals`) and, unless the C pipeline may push them (`keep_samples`), the int16
+    device samples and gap flags. What is kept per window (codes, t0, valid, truth) is what the network, the decoder
+    and the CSV read."""
+    without_signals(rec)
     if not keep_samples:
         rec.x16, rec.gap = None, None
     return rec
@@ -830,16 +869,15 @@ def run_spectral(art, prep: dict, work: Path, runners: dict | None = None,
         if name not in runners:
             runners[name] = R.make_runtime(name, art, work)
         rt = runners[name]
-        # the network NET_WINDOWS windows at a time (its float inputs stay in MBs for a day-long recording), counted
-        # by a bar of windows; each recording's logits (small: F int8 per window) decoded whole, causally
+        # the network NET_WINDOWS windows at a time, counted by a bar of windows; each recording's logits (small: F
+        # int8 per window) decoded whole, causally
         prog = bar(total=sum(len(r.t0) for r in recs), desc="network", enabled=progress, unit="win")
+        blocks = network_blocks(lambda codes: S.run_window_runtime(rt, codes), (r.codes for r in recs), prog)
+        logits = np.concatenate([y for y, _ in blocks])                 # (N, F), the recordings' in order
+        scale = art.output_qparams[0] if blocks[0][1] is not None else None
+        a = 0
         for r in recs:
-            parts = []
-            for a in range(0, len(r.codes), NET_WINDOWS):
-                parts.append(S.run_window_runtime(rt, r.codes[a:a + NET_WINDOWS]))
-                prog.update(len(parts[-1][0]))
-            y = np.concatenate([p for p, _ in parts])                   # (W, F) logits
-            scale = art.output_qparams[0] if parts[0][1] is not None else None
+            y, a = logits[a:a + len(r.codes)], a + len(r.codes)        # (W, F) its logits
             o = S.decode(y, [r], dec, scale)                            # hr, lo, hi, conf -> the CSV's names
             outs.append({"hr_bpm": o["hr"], "lo_bpm": o["lo"], "hi_bpm": o["hi"], "confidence": o["conf"],
                          "flagged": (~r.valid).astype(int),
@@ -881,18 +919,25 @@ class _TdRec:
     tiled_from_s: float | None = None   # shorter than the window: its own length, tiled to one window
     targets: dict | None = None    # another regression task's truth: {output: (W,) its label (NaN where none)}
     classes: np.ndarray | None = None   # a class task's truth: (W,) 1 (AF / good), 0, NaN where none
+    gaps: str | None = None        # `Record.gap_text`, said before the float signals are released (None: ask it)
 
 
 def _prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ()) -> dict:
     """Replay each recording through the model's stream (`firmware_bench.stream`, as `sqtool bench`); a missing
-    channel is one line naming it; left: as prepare_spectral's."""
+    channel is one line naming it; left: as prepare_spectral's. Each recording keeps its windows, not its float
+    signals (`without_signals`), unless the runtime reads those (`runtimes.feeds_records`: c_window)."""
     from sqtool.data.dataset_tasks import class_truth
     from sqtool.data.record import subject_key, tile_record
+    from sqtool.firmware_bench.runtimes import feeds_records
     from sqtool.firmware_bench.stream import StreamSpec, at_stream_rate, replay
     md = art.metadata
     spec = StreamSpec.from_model_cfg(md, filter=cfg.filter)
     name, what = time_domain_runtime(cfg, art)
     tile = md.get("short_records") == "tile"           # as the model's training data (export metadata)
+    def prepared(r) -> _TdRec:                         # let go of the signals before the next recording is read
+        rec = one(r)
+        prog.update(1)
+        return rec if feeds_records(name) else without_signals(rec)
     def one(r) -> _TdRec:
         require_channels(r, spec.channels, r.record_id)   # else left out, as the bench leaves it out
         r = at_stream_rate(r, spec)            # a clock off its whole-Hz rate: resampled to it
@@ -905,12 +950,23 @@ def _prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ())
                       seconds, rp.x, rp.t0, rp.flagged, rp.truth if hr else None, r.meta.get("tiled_from_s"),
                       None if hr else window_targets(r, truth_labels(md), rp.t0, spec.window_s),
                       class_truth(task, r, rp.t0, spec.window_s) if task in CLASS_TRUTH else None)
-    recs, short = long_enough(bar(records, desc="stream", enabled=cfg.progress, unit="rec"), one, spec.window_s,
-                              cfg.data or "records", skip=(TooShort, MissingChannel), left=left)
+    # the bar counts what `prepared` did: a bar wrapping the records would hold each while the next one is read
+    prog = bar(desc="stream", enabled=cfg.progress, unit="rec")
+    recs, short = long_enough(records, prepared, spec.window_s, cfg.data or "records",
+                              skip=(TooShort, MissingChannel), left=left)
+    prog.close()
     why = "asked for" if cfg.runtime else f"default: the export's {what} on the host"
     return {"recs": recs, "runtime": name, "why": why, "short": short, "filter": cfg.filter,
             "streams": [(r.record, list(spec.channels)) for r in recs],
             "fed": [{c: c for c in spec.channels} for _ in recs]}
+
+
+def windows_let_go(recs: list[_TdRec]):
+    """Each recording's (W, C, T) windows in turn, r.x let go as it is handed on (`network_blocks` holds it until
+    its last block has run): nothing of them is held once the network has run."""
+    for r in recs:
+        x, r.x = r.x, None
+        yield x
 
 
 def time_domain_runtime(cfg: PredictConfig, art) -> tuple[str, str]:
@@ -1061,9 +1117,12 @@ def _run_time_domain(art, prep: dict, work: Path) -> tuple[list[dict], dict | No
         from sqtool.firmware_bench.stream import StreamSpec, record_matrix
         spec = StreamSpec.from_model_cfg(md, filter=prep["filter"])
         rt.check_stream([(r.record_id, r.fs_in) for r in recs], spec.filter if spec.band else "none")
-        y, _ = rt.run_records([record_matrix(r.record, list(md["channels"]))[0] for r in recs], recs[0].x.shape[-1])
+        T = recs[0].x.shape[-1]
+        for r in recs:
+            r.x = None                                                      # it makes its own windows
+        y, _ = rt.run_records([record_matrix(r.record, list(md["channels"]))[0] for r in recs], T)
     else:
-        y = rt.run_batch(np.concatenate([r.x for r in recs]))
+        y = np.concatenate(network_blocks(rt.run_batch, windows_let_go(recs)))   # (N, outputs)
     y = np.asarray(y, np.float64)
     y = y.reshape(len(y), -1)                                               # (N, outputs) in units
     outputs = list(md.get("outputs") or [])

@@ -24,6 +24,17 @@ from sqtool.core import SqtoolError, atomic_savefig, atomic_write_text, write_me
 from sqtool.data.record import TooShort
 
 GT = 10.0    # BPM: a window is "wrong" beyond this error
+PANELS = 24  # hr_over_time.png: panels of the first recordings (1,000 spot checks: 1500 x 86,840 px, 22 MB, a minute)
+
+
+def panels_note(res: dict, n: int, name: str = "hr_over_time.png") -> int:
+    """How many of n recordings get a panel in `name` (the first PANELS); a folder of more adds one line to
+    res["notes"] saying so (bench.json per_record and the per-subject table keep every recording)."""
+    if n <= PANELS:
+        return n
+    res.setdefault("notes", []).append(f"{name}: the first {PANELS} of {n} recordings, one panel each (every "
+                                       "recording's figures: bench.json per_record)")
+    return PANELS
 SAME_HR_BPM = 0.05   # BPM: two runtimes' decoded heart rates this close are the same HR (float outputs differ in bits)
 
 
@@ -348,11 +359,12 @@ def _plots(run_dir: Path, res: dict) -> list[str]:
         made.append("bland_altman.png")
     # heart rate (or the target) over time (tracked estimates vs ECG truth), one panel per recording, shared axis
     if recs:
-        n = len(recs)
+        name = f"{'hr' if tg.tracked else tg.output}_over_time.png"
+        n = panels_note(res, len(recs), name)
         ncol = 3 if n > 4 else n
         nrow = -(-n // ncol)
         fig, axes = plt.subplots(nrow, ncol, figsize=(5 * ncol, 2.6 * nrow), squeeze=False, sharey=True)
-        for i, r in enumerate(recs):
+        for i, r in enumerate(recs[:n]):
             ax = axes[i // ncol][i % ncol]
             t = np.asarray(r["t0"], float) + tg.window_s / 2
             ax.plot(t, r["truth"], "k-", lw=1.2, label=tg.truth)
@@ -371,7 +383,6 @@ def _plots(run_dir: Path, res: dict) -> list[str]:
             axes[j // ncol][j % ncol].axis("off")
         axes[0][0].legend(fontsize=7)
         fig.tight_layout()
-        name = f"{'hr' if tg.tracked else tg.output}_over_time.png"
         atomic_savefig(fig, run_dir / name, dpi=100)
         plt.close(fig)
         made.append(name)

@@ -793,6 +793,12 @@ class FrontEnd(Runtime):
                 "data.beats (Python, float64)"}
 
 
+def feeds_records(name: str) -> bool:
+    """Whether runtime `name` is fed each recording's device samples (`WindowLoop.run_records`: c_window,
+    mcu_m4_window), not the stream's windows."""
+    return bool(getattr(_CLASSES.get(name), "fed_records", False))
+
+
 def make_runtime(name: str, art: Artifacts, work) -> Runtime:
     if name not in _CLASSES:
         raise SqtoolError(f"unknown runtime '{name}' (known: {', '.join(RUNTIMES)})")

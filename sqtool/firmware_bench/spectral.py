@@ -54,8 +54,8 @@ from sqtool.core import SqtoolError, load_shared_lib
 from sqtool.core.manifest import MissingArtifact, TamperedArtifact
 from sqtool.core.metrics import batch_means, block_windows, mae_batch_ci, ratio_t_interval, uncertainty_scores
 from sqtool.firmware_bench.report import (GT, HEART_RATE, _f, _table, as_markdown, covers_all,  # one table format
-                                          floors_line, left_out_lines, left_out_note, long_enough, primary_runtime,
-                                          too_short)
+                                          floors_line, left_out_lines, left_out_note, long_enough, panels_note,
+                                          primary_runtime, too_short)
 
 FLOAT_RUNTIMES = ("torch_student", "onnx_float", "litert_float")
 INT8_RUNTIMES = ("brevitas_int8", "onnx_int8", "litert_int8", "tflm_int8", "c_host", "c_host_single",
@@ -877,6 +877,7 @@ def _pipeline_row(row: dict, art, recs: list[SpecRec], md: dict, dec: dict, work
     ref_dec = dict(dec)                               # its temperature folds into the logit scale, as in the C
     hr, exact, n_total, lat, fields_bad = [], 0, 0, [], {}
     unc = {"lo": [], "hi": [], "conf": []}
+    refs = {}                                         # (fs_in, n_ppg) -> its PipelineRef: tables designed once
     for r in recs:
         res, dt = c.run(r.x16, r.gap, r.fs_in, f"{r.record.dataset}/{r.record_id}", r.n_ppg)
         if len(res["index"]) != len(r.t0):
@@ -886,9 +887,10 @@ def _pipeline_row(row: dict, art, recs: list[SpecRec], md: dict, dec: dict, work
         for k, v in zip(unc, (res["lo_mbpm"] / 1000.0, res["hi_mbpm"] / 1000.0, res["conf_q15"] / 32768.0)):
             unc[k].append(np.asarray(v, float))
         if p is not None:
-            ref = PipelineRef(md["model_cfg"], ref_graph, decoder=ref_dec, fs_in=r.fs_in, n_ppg=r.n_ppg,
-                              pulse_check=pulse_rule(md))            # the rule its C has; none: its C gives 0
-            want = ref.run(r.x16, r.gap)
+            if (r.fs_in, r.n_ppg) not in refs:
+                refs[r.fs_in, r.n_ppg] = PipelineRef(md["model_cfg"], ref_graph, decoder=ref_dec, fs_in=r.fs_in,
+                                                     n_ppg=r.n_ppg, pulse_check=pulse_rule(md))   # the rule its C has
+            want = refs[r.fs_in, r.n_ppg].run(r.x16, r.gap)             # from a fresh state, as the C's push
             same = np.ones(len(r.t0), bool)
             for k, v in want.items():
                 eq = np.asarray(res[k]).astype(np.int64) == np.asarray(v).astype(np.int64)
@@ -1037,7 +1039,8 @@ def _ci_method(rows: list[tuple[str, dict | None]]) -> list[str]:
 
 
 def write_spectral_report(run_dir, res: dict, recs: list[SpecRec], hrs: dict) -> None:
-    """bench.json (everything), bench.md (tables, notes, a plot of HR over time per recording)."""
+    """bench.json (everything), bench.md (tables, notes, a plot of HR over time per recording: the first
+    `report.PANELS`)."""
     from sqtool.core import atomic_savefig, atomic_write_text, write_metrics
     run_dir = Path(run_dir)
     plots = []
@@ -1047,12 +1050,12 @@ def write_spectral_report(run_dir, res: dict, recs: list[SpecRec], hrs: dict) ->
         import matplotlib.pyplot as plt
         show = [k for k in (res.get("primary"), "baseline") if k and k in hrs]
         if show and recs:
-            n = len(recs)
+            n = panels_note(res, len(recs))                             # the first PANELS recordings
             ncol = min(3, n)
             nrow = -(-n // ncol)
             fig, axes = plt.subplots(nrow, ncol, figsize=(5 * ncol, 2.6 * nrow), squeeze=False)
             a = 0
-            for i, r in enumerate(recs):
+            for i, r in enumerate(recs[:n]):
                 ax, b = axes[i // ncol][i % ncol], a + len(r.t0)
                 tt = r.t0 + float(res["window_s"])                      # when the window's result exists
                 if np.isfinite(r.truth).any():
