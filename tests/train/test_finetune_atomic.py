@@ -9,9 +9,9 @@ def test_oof_predictions_written_atomically(tmp_path, monkeypatch):
     written = []
     real = cio.atomic_write_bytes
 
-    def spy(path, data):
+    def spy(path, data, **kw):
         written.append(str(path))
-        real(path, data)
+        real(path, data, **kw)
     monkeypatch.setattr(cio, "atomic_write_bytes", spy)
     run_finetune(FinetuneConfig(task="af", model="resnet1d_siamq_tiny", data_root="synthetic", epochs=1,
                                 batch_size=16, max_records=4, folds=2, bootstrap=10, final_fit=False,
