@@ -121,10 +121,9 @@ def float_key(cfg, t_sha: str, arrays) -> str:
     import hashlib
     import json
 
-    from sqtool.core import to_dict
-    from sqtool.core.changes import hash_arrays
+    from sqtool.core.changes import hash_arrays, keyed_fields
     h = hashlib.sha256()
-    c = {k: v for k, v in to_dict(cfg).items() if k not in _NOT_IN_FLOAT_KEY}
+    c = keyed_fields(cfg, _NOT_IN_FLOAT_KEY)
     h.update(json.dumps(c, sort_keys=True, default=str).encode() + t_sha.encode())
     if getattr(cfg, "student_init", None):               # its encoder's weights, not only its path
         from sqtool.core.checkpoint import checkpoint_sha256
@@ -137,13 +136,12 @@ def float_inputs(cfg, teacher: tuple[str, str], dataset_files, heldout, recordin
     """What `float_key` hashes, as the record a refusal names a change from (`core.changes.what_changed`): the
     config fields, the teacher (path, sha256) and the --student-init encoder, the dataset files, the held-out
     subjects, each training recording's hashed windows (`recordings`, with its `files`)."""
-    from sqtool.core import to_dict
-    from sqtool.core.changes import inputs_record
+    from sqtool.core.changes import inputs_record, keyed_fields
     from sqtool.core.checkpoint import checkpoint_sha256
     ckpts = {"teacher": (str(teacher[0]), teacher[1])}
     if getattr(cfg, "student_init", None):
         ckpts["--student-init checkpoint"] = (cfg.student_init, checkpoint_sha256(cfg.student_init))
-    return inputs_record({k: v for k, v in to_dict(cfg).items() if k not in _NOT_IN_FLOAT_KEY}, checkpoints=ckpts,
+    return inputs_record(keyed_fields(cfg, _NOT_IN_FLOAT_KEY), checkpoints=ckpts,
                          dataset_files=dataset_files, heldout=heldout, recordings=recordings, files=files)
 
 

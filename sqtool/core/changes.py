@@ -19,6 +19,12 @@ import numpy as np
 SHORT = 16                  # hex digits of a recording's hash: enough to tell a change, short in every fold file
 
 
+def keyed_fields(cfg, leave_out) -> dict:
+    """A config's fields (`core.to_dict`) but `leave_out`: what a resume key hashes of it and its record keeps."""
+    from sqtool.core import to_dict
+    return {k: v for k, v in to_dict(cfg).items() if k not in leave_out}
+
+
 def hash_arrays(h, arrays) -> None:
     """Feed `arrays` to hash `h`, each as its dtype, shape and bytes: what the resume keys hash of their data."""
     for a in arrays:

@@ -446,9 +446,9 @@ def fold_key(cfg: FinetuneConfig, td, folds) -> str:
     import hashlib
     import json
 
-    from sqtool.core.changes import hash_arrays
+    from sqtool.core.changes import hash_arrays, keyed_fields
     h = hashlib.sha256()
-    c = {k: v for k, v in to_dict(cfg).items() if k not in _NOT_IN_KEY + HELDOUT_OPTIONS}
+    c = keyed_fields(cfg, _NOT_IN_KEY + HELDOUT_OPTIONS)
     h.update(json.dumps(c, sort_keys=True, default=str).encode() + init_identity(cfg))
     hash_arrays(h, (td.x, td.y, np.asarray(td.groups).astype(str)))
     for tr, te in folds:
@@ -460,8 +460,8 @@ def fold_inputs(cfg: FinetuneConfig, td, folds, held=()) -> dict:
     """What `fold_key` hashes, as the record a refusal names a change from (`core.changes.what_changed`): the
     config fields, the --init checkpoint, the dataset file, the held-out subjects, each training recording's
     windows (its file), the split."""
-    from sqtool.core.changes import inputs_record, recording_shas
-    c = {k: v for k, v in to_dict(cfg).items() if k not in _NOT_IN_KEY + HELDOUT_OPTIONS}
+    from sqtool.core.changes import inputs_record, keyed_fields, recording_shas
+    c = keyed_fields(cfg, _NOT_IN_KEY + HELDOUT_OPTIONS)
     init = init_identity(cfg).decode()
     return inputs_record(c, checkpoints={"--init checkpoint": (cfg.init, init)} if init else None,
                          dataset_files=td.meta.get("dataset_files"), heldout=held,

@@ -74,11 +74,10 @@ def fold_key_hr(cfg, corpus, groups: list[set[str]]) -> str:
     import hashlib
     import json
 
-    from sqtool.core import to_dict
-    from sqtool.core.changes import hash_arrays
+    from sqtool.core.changes import hash_arrays, keyed_fields
     from sqtool.train.finetune import _NOT_IN_KEY, init_identity
     h = hashlib.sha256()
-    c = {k: v for k, v in to_dict(cfg).items() if k not in _NOT_IN_KEY}
+    c = keyed_fields(cfg, _NOT_IN_KEY)
     h.update(json.dumps(c, sort_keys=True, default=str).encode() + init_identity(cfg))
     for r in corpus:
         h.update(f"{r.record_id}|{r.key}|".encode())
@@ -91,11 +90,10 @@ def fold_inputs_hr(cfg, corpus, groups: list[set[str]], heldout, dataset_files: 
     """What `fold_key_hr` hashes, as the record a refusal names a change from (`core.changes.what_changed`): the
     config fields, the --init checkpoint, the dataset files (`dataset_file.file_record`s), the held-out subjects,
     each training recording's spectra, truth and flags (its file), the split."""
-    from sqtool.core import to_dict
-    from sqtool.core.changes import arrays_sha, inputs_record
+    from sqtool.core.changes import arrays_sha, inputs_record, keyed_fields
     from sqtool.train.finetune import _NOT_IN_KEY, init_identity
     init = init_identity(cfg).decode()
-    return inputs_record({k: v for k, v in to_dict(cfg).items() if k not in _NOT_IN_KEY},
+    return inputs_record(keyed_fields(cfg, _NOT_IN_KEY),
                          checkpoints={"--init checkpoint": (cfg.init, init)} if init else None,
                          dataset_files=dataset_files, heldout=heldout,
                          recordings={r.record_id: {"x": arrays_sha(r.x), "y": arrays_sha(r.y),

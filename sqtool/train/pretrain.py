@@ -780,12 +780,16 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
                           **sides, steps_per_epoch=steps_per_epoch, **torch_compute())
         d_proj = getattr(model, "proj_dim", model_cfg.arch.get("proj_dim", 256))
 
-        wrote_last = resume         # this run's last.pt exists (a --force'd folder may hold an earlier run's)
-        saved_step = st["global_step"] if resume else None          # the step this run's last.pt holds
+        # the step this run's last.pt holds; None: none written yet (a --force'd folder may hold an earlier run's)
+        saved_step = st["global_step"] if resume else None
+
+        def none_yet() -> str:
+            return "no checkpoint of this run written yet" + (f" (the {last.name} there is an earlier run's)"
+                                                              if last.exists() else "")
 
         def save_last():
-            nonlocal wrote_last, saved_step
-            wrote_last, saved_step = True, st["global_step"]
+            nonlocal saved_step
+            saved_step = st["global_step"]
             if d.is_main:
                 save_checkpoint(last, kind="teacher_pretrain", model_cfg=model_cfg.to_dict(),
                                 state_dict=model.state_dict(), train_cfg=to_dict(cfg),
@@ -838,9 +842,7 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
             rec, pending = pending, None
             gloss = term.read(rec["loss"])
             if not math.isfinite(gloss):
-                have = "last good checkpoint kept at " + str(last) if wrote_last else \
-                    "no checkpoint of this run written yet" + (f" (the {last.name} there is an earlier run's)"
-                                                               if last.exists() else "")
+                have = "last good checkpoint kept at " + str(last) if saved_step is not None else none_yet()
                 raise SqtoolError(f"loss is {gloss} at epoch {rec['epoch']} step {rec['s']} (global step "
                                   f"{rec['step'] - 1}): training stopped; {have}. Lower --lr or check the pairs")
             z_std = None if rec["z_std"] is None else float(rec["z_std"])
@@ -856,8 +858,7 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
         def after_lost_rank() -> str:
             """What a rank left alone says after its line (`loop.rank_loss_said`): the checkpoint kept, the resume."""
             if saved_step is None:
-                return "no checkpoint of this run written yet: start it again" + (
-                    f" (the {last.name} there is an earlier run's)" if last.exists() else "")
+                return none_yet() + ": start it again"
             from sqtool.core.runs import resume_command, shell_command
             again = resume_command(run_dir) or shell_command("train", "pretrain", "--resume", run_dir)
             return f"{last} (global step {saved_step}) kept; continue with: {again}"
