@@ -50,7 +50,8 @@ Resume (`sqtool quantize --resume RUN`, `quantize_hr(..., run_dir=RUN)`): studen
 (`float_key`: sha256 of the config fields that shape the float student, the teacher's sha256 and the training
 data with its teacher logits). When the run already holds a student_float.pt with the same key, the float
 training is skipped and only calibration + QAT are redone; the final model.pt equals an uninterrupted run's
-bit for bit (QAT seeds itself). A student_float.pt with another key is refused (one line naming what changed: `float_inputs`), never reused.
+bit for bit (QAT seeds itself). A student_float.pt with another key is refused (one line naming what changed:
+`float_inputs`), never reused.
 Before it, the decoder's inner and calibration students keep their out-of-fold logits in decoder_inner/ and
 decoder_calibration/ (one file per finished student, under the decoder's key): a run killed while they train
 resumes at the next one.

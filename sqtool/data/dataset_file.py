@@ -706,9 +706,9 @@ def load_dataset_file(path: str | os.PathLike, data_root: str | os.PathLike | No
 def file_record(ds: DatasetFile) -> dict:
     """What a resumed run checks of dataset file `ds` (`core.changes.file_changes`): its path, its document as
     parsed (plain JSON values: keys as text, other scalars as their text) and that document's sha256. The parsed
-    document, not the bytes nor the resolved DatasetFile: a touch, a comment or another indentation changes nothing mined, while any
-    value does (ppg: green -> red, a gain, a unit, files:, split:) whatever sqtool's defaults; and the document says
-    which key changed."""
+    document, not the bytes nor the resolved DatasetFile: a touch, a comment or another indentation changes nothing
+    mined, while any value does (ppg: green -> red, a gain, a unit, files:, split:) whatever sqtool's defaults; and
+    the document says which key changed."""
     import hashlib
 
     from sqtool.core.io import dumps_json

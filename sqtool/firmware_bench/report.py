@@ -24,6 +24,7 @@ from sqtool.core import SqtoolError, atomic_savefig, atomic_write_text, write_me
 from sqtool.data.record import TooShort
 
 GT = 10.0    # BPM: a window is "wrong" beyond this error
+SAME_HR_BPM = 0.05   # BPM: two runtimes' decoded heart rates this close are the same HR (float outputs differ in bits)
 PANELS = 24  # hr_over_time.png: panels of the first recordings (1,000 spot checks: 1500 x 86,840 px, 22 MB, a minute)
 
 
@@ -35,7 +36,6 @@ def panels_note(res: dict, n: int, name: str = "hr_over_time.png") -> int:
     res.setdefault("notes", []).append(f"{name}: the first {PANELS} of {n} recordings, one panel each (every "
                                        "recording's figures: bench.json per_record)")
     return PANELS
-SAME_HR_BPM = 0.05   # BPM: two runtimes' decoded heart rates this close are the same HR (float outputs differ in bits)
 
 
 @dataclass(frozen=True)

@@ -126,8 +126,8 @@ def reader_options(acc_fs: float | None, path) -> dict:
     if kind != "csv":
         raise SqtoolError(f"--acc-fs {fs:g}: for CSV recordings, whose columns state no rate; {path} "
                           + ("holds " + kind + " recordings, whose channels carry their own rates (an NPZ's "
-                             "fs_acc_x, a WFDB header, an E4 file's header rows, a dataset.yaml's channels.acc_x.fs)" if isinstance(path, Path)
-                             else "are not read from files"))
+                             "fs_acc_x, a WFDB header, an E4 file's header rows, a dataset.yaml's channels.acc_x.fs)"
+                             if isinstance(path, Path) else "are not read from files"))
     return {"acc_fs": fs}
 
 

@@ -195,7 +195,7 @@ def rank_loss_said(d: Dist, then):
     frames are cleared first (its DDP forward's frame would keep the wrapper, and with it the group, alive)."""
     try:
         yield
-    except Exception as e:  # noqa: BLE001 - only a lost rank's failure is turned into the line; others go on as they were
+    except Exception as e:  # noqa: BLE001 - only a lost rank's failure becomes the line; others go on as they were
         cause = lost_rank(d, e)
         if cause is None:
             raise

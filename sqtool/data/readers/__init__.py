@@ -174,11 +174,13 @@ def describing_file(folder: Path) -> Path | None:
     with `root: recordings`, for `my_watch/recordings`), or None: the file that says how to read the folder, named
     where the bare folder is refused (it holds the subject rule, stream files and labels the folder alone lacks)."""
     import yaml
+
+    from sqtool.data.dataset_file import _load_yaml     # the dataset files' reader: no aliases (billion laughs)
     for up in (folder, *list(folder.parents)[:2]):
         f = up / "dataset.yaml"
         try:
-            d = yaml.safe_load(f.read_text()) if f.is_file() else None
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            d = _load_yaml(f) if f.is_file() else None
+        except (OSError, UnicodeDecodeError, RecursionError, yaml.YAMLError, SqtoolError):
             continue
         root = d.get("root", ".") if isinstance(d, dict) else None
         if isinstance(root, str) and (up / root).resolve() == folder.resolve():

@@ -501,8 +501,8 @@ def time_grid(t: np.ndarray, where: str, fill: bool = True, ms_hint: str | None 
     if abs(res[worst]) > max(5 * step, 0.05, 1e-3 * span):
         if q >= 2 * step and med == 0:                          # many rows share each stamp: written too coarsely
             raise SqtoolError(f"{where}: the timestamps are written to {q:g} s, coarser than the samples "
-                              f"(about {1 / step:.3g} Hz: {q / step:.0f} rows share a stamp); write them with more digits "
-                              "(ms), or give the rate (fs:) and no time column")
+                              f"(about {1 / step:.3g} Hz: {q / step:.0f} rows share a stamp); write them with more "
+                              "digits (ms), or give the rate (fs:) and no time column")
         raise SqtoolError(f"{where}: irregular sampling (timestamp at row {worst + 2} is {res[worst]:+.3g} s off "
                           f"a uniform {1 / step:.4g} Hz grid); resample the recording onto a uniform grid first")
     if unit_hint and fs > FS_MAX_HZ and 1.0 <= fs * unit_hint[0] <= 2000.0:

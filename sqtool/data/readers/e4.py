@@ -135,7 +135,8 @@ def has_e4_header(p: Path) -> bool:
     """Whether file `p` opens with E4 header rows (`_is_e4_head`), reading its first two lines only."""
     try:
         with open(p, encoding="utf-8", errors="replace") as f:
-            rows = [[c.strip().strip('"') for c in f.readline(4096).split(",")] for _ in range(2)]   # a line, not a file
+            # a line of at most 4 kB each, not a whole file without newlines
+            rows = [[c.strip().strip('"') for c in f.readline(4096).split(",")] for _ in range(2)]
         t0, fs = (np.array([float(c) for c in r]) for r in rows)
     except (OSError, ValueError):
         return False
