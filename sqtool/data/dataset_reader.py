@@ -170,6 +170,9 @@ def _whole_file_checks(ds: DatasetFile, recs: list[Record], tables: dict, bad: l
             from sqtool.data.dataset_tasks import warn
             warn(line)
     ds.report["hr_doubtful"] = int(sum(r.meta.get("hr_doubtful", 0) for r in recs))
+    for r in recs:                          # why, by reason (ecg.REASONS / STRAP_REASONS): data inspect says them
+        for k, n in r.meta.get("hr_reasons", {}).items():
+            ds.report.setdefault("hr_reasons", {})[k] = ds.report.get("hr_reasons", {}).get(k, 0) + int(n)
     if ds.report["hr_doubtful"]:
         say(f"{ds.name}: {ds.report['hr_doubtful']} heart-rate windows with a doubtful ECG or strap reference "
             "(not scored)")
