@@ -52,7 +52,12 @@ The schema (every key optional unless marked; an unknown key anywhere is refused
                                   #   seconds from the recording's start, or say {file: ..., time_unit: ms}: the
                                   #   top-level time_unit is the time column's only; rows stamped at their
                                   #   window's end or centre: stamp: end / centre; wall-clock times on the
-                                  #   recording's clock: origin: clock); or {ecg: ecg} (derived, below)
+                                  #   recording's clock: origin: clock); or {ecg: ecg} (derived, below); or
+                                  #   {beats: "strap/{stem}.csv"}: a chest strap's beats (data.strap: one row per
+                                  #   beat, R-R intervals in ms (unit: s for seconds) with or without a time
+                                  #   column, or beat times alone; columns found by name, or value_column (R-R) /
+                                  #   start_column (time); time_unit and origin: clock as a file's; Polar Sensor
+                                  #   Logger's `Phone timestamp;RR-interval [ms]` as exported: origin: clock)
       rr: {column: rr}            # breaths/min, as hr
       rhythm: {table: rhythm.csv, af: [AF]}  # columns recording,rhythm[,start_s,end_s]; af: AF classes
       bp: {table: bp.csv}         # columns recording,sbp,dbp (mmHg, one per recording)
@@ -68,7 +73,9 @@ The schema (every key optional unless marked; an unknown key anywhere is refused
       # ... or computed: {heldout_fraction: 0.25, seed: 0}
 
 HR from ECG: `sqtool.data.ecg.ecg_window_hr` (the code behind `wrist_exercise`): windows where the ECG is
-doubtful hold NaN (never scored) and are counted in `Record.meta["hr_doubtful"]` and `ds.report`.
+doubtful hold NaN (never scored) and are counted in `Record.meta["hr_doubtful"]` and `ds.report`. HR from a strap's
+beats: `sqtool.data.ecg.beat_train_hr`, the same HR and clean rule as one ECG detector's; windows where the strap
+dropped beats, an interval is an artifact (ectopic, missed or extra beat) or the HR is implausible are doubtful alike.
 Built-in layouts read through their readers (`data.readers.read_dataset(root, kind=format)`); `labels`
 then name the reader's label ({reader: name}) and `channels` / `fs` / `time_column` are refused (the
 reader knows them). Shipped files: `sqtool/data/datasets/<name>.yaml` (`builtin_names()`).
@@ -178,18 +185,22 @@ class LabelSource:
     column: str | None = None       # a column of the recording (per sample)
     file: str | None = None         # per-recording file, "{stem}" / "{record}" / "{folder}" filled in (fill_path)
     ecg: str | None = None          # hr: derive from this ECG channel
+    beats: str | None = None        # hr: a chest strap's beats file (data.strap), its path as file:'s
     table: str | None = None        # one table for all recordings (column `recording`)
     reader: str | list | None = None  # built-in layouts: the reader's label name(s)
-    time_unit: str = "s"            # file: the unit of its start times (TIME_UNITS), not the time column's
-    start_column: str | None = None  # file: its start-time column (default: start, start_s, time or t)
-    value_column: str | None = None  # file: its value column (default: the label's name, bpm, value or rr)
+    time_unit: str = "s"            # file, beats: the unit of its times (TIME_UNITS), not the time column's
+    start_column: str | None = None  # file: its start-time column (default: start, start_s, time or t); beats:
+                                     #   its time column (default: data.strap.TIME_COLUMNS)
+    value_column: str | None = None  # file: its value column (default: the label's name, bpm, value or rr); beats:
+                                     #   its R-R column (default: data.strap.RR_COLUMNS)
     stamp: str = "start"            # file: where in its window a row's time lies: start | centre | end (STAMPS)
-    origin: str = "recording"       # file: its times count from the recording's first sample, or (clock) are
+    origin: str = "recording"       # file, beats: its times count from the recording's first sample, or (clock) are
                                     #   wall-clock times on the recording's own clock (its time column's / header's)
     af: list = field(default_factory=lambda: ["AF"])   # rhythm: the classes that count as AF
     good: list = field(default_factory=lambda: ["good", "1", "1.0"])   # quality table: good classes
     poor: list = field(default_factory=lambda: ["poor", "bad", "0", "0.0"])   # quality table: poor classes
-    unit: str | None = None         # a custom label (a name not built in): its unit, e.g. "%" (required)
+    unit: str | None = None         # a custom label (a name not built in): its unit, e.g. "%" (required); hr
+                                    #   beats: the R-R column's, ms (default) or s
     range: list | None = None       # a custom label: [lo, hi] plausible values (outside: one error line, as hr's)
     band: list | None = None        # a custom label: the model input's band-pass [lo, hi] Hz (default 0.5-8)
 
@@ -302,7 +313,7 @@ class DatasetFile:
 # "<file>: <key>: expected <kind>, got <value> (<its kind>)". A key whose default is null (fs, time_column,
 # channels.X.fs, subject.*, labels.X.column / file / ...) takes null for "not given"; the others need their kind.
 
-LABEL_SOURCES = {"hr": ("column", "file", "ecg"), "rr": ("column", "file"), "rhythm": ("table",),
+LABEL_SOURCES = {"hr": ("column", "file", "ecg", "beats"), "rr": ("column", "file"), "rhythm": ("table",),
                  "bp": ("table",), "quality": ("column", "table")}    # generic formats: where each label comes from
 
 
@@ -486,21 +497,22 @@ def parse_dataset(d: dict, path: Path, data_root: str | os.PathLike | None = Non
         ls = _strict(LabelSource, src, key, path) if isinstance(src, dict) else \
             LabelSource(column=_column(src, key, path, optional=True))
         ls.column = _column(ls.column, f"{key}.column", path, optional=True)
-        for k in ("file", "ecg", "table"):
+        for k in ("file", "ecg", "beats", "table"):
             setattr(ls, k, _text(getattr(ls, k), f"{key}.{k}", path, optional=True))
         if ls.reader is not None:
             ls.reader = _names(ls.reader, f"{key}.reader", path) if isinstance(ls.reader, list) else \
                 _text(ls.reader, f"{key}.reader", path)
-        given = [k for k in ("column", "file", "ecg", "table", "reader") if getattr(ls, k) is not None]
+        given = [k for k in ("column", "file", "ecg", "beats", "table", "reader") if getattr(ls, k) is not None]
         if len(given) != 1:
-            raise SqtoolError(f"{path}: {key}: give exactly one of column, file, ecg, table, reader")
+            raise SqtoolError(f"{path}: {key}: give exactly one of column, file, ecg, beats, table, reader")
+        timed = ls.file is not None or ls.beats is not None     # a file of rows with times: file or beats
         if (ls.reader is not None) != (fmt not in GENERIC_FORMATS):
             raise SqtoolError(f"{path}: {key}: 'reader' is for built-in layouts only" if ls.reader is not None
                               else f"{path}: {key}: format {fmt} gives its labels through 'reader: NAME'")
         ls.time_unit = _text(ls.time_unit, f"{key}.time_unit", path)
         if ls.time_unit not in TIME_UNITS:
             raise SqtoolError(f"{path}: {key}.time_unit must be s, ms or us, got {ls.time_unit!r}")
-        if ls.time_unit != "s" and ls.file is None:
+        if ls.time_unit != "s" and not timed:
             raise SqtoolError(f"{path}: {key}: time_unit is for a label file's times ({key}.file); "
                               "a recording's time column takes the top-level time_unit")
         ls.stamp = _text(ls.stamp, f"{key}.stamp", path)
@@ -513,11 +525,11 @@ def parse_dataset(d: dict, path: Path, data_root: str | os.PathLike | None = Non
         if ls.origin not in ("recording", "clock"):
             raise SqtoolError(f"{path}: {key}.origin must be recording (seconds from the first sample) or clock "
                               f"(wall-clock times, as the recording's time column), got {ls.origin!r}")
-        if ls.origin != "recording" and ls.file is None:
+        if ls.origin != "recording" and not timed:
             raise SqtoolError(f"{path}: {key}: origin is for a label file's times ({key}.file)")
         for k in ("start_column", "value_column"):
             setattr(ls, k, _text(getattr(ls, k), f"{key}.{k}", path, optional=True))
-            if getattr(ls, k) is not None and ls.file is None:
+            if getattr(ls, k) is not None and not timed:
                 raise SqtoolError(f"{path}: {key}: {k} names a column of a label file ({key}.file); a column of "
                                   f"the recording is {key}.column")
         if ls.ecg is not None and name != "hr":
@@ -528,8 +540,13 @@ def parse_dataset(d: dict, path: Path, data_root: str | os.PathLike | None = Non
                               f"not a {given[0]} ({given[0]}: {getattr(ls, given[0])!r}; e.g. "
                               f"{name}: {{{sources[0]}: ...}})")
         if name in TASK_LABELS.values():
+            if ls.beats is not None and ls.unit is not None:       # the R-R column's unit, not the label's
+                ls.unit = _text(ls.unit, f"{key}.unit", path)
+                if ls.unit not in ("ms", "s"):
+                    raise SqtoolError(f"{path}: {key}.unit: the unit of the beats file's R-R intervals, ms (the "
+                                      f"default) or s, got {ls.unit!r}")
             for k in CUSTOM_KEYS:
-                if getattr(ls, k) is not None:
+                if getattr(ls, k) is not None and not (k == "unit" and ls.beats is not None):
                     raise SqtoolError(f"{path}: {key}.{k}: the built-in {name} label has its own unit, range and "
                                       f"band; {k}: is for a custom label (a name of your own)")
         else:
@@ -542,7 +559,7 @@ def parse_dataset(d: dict, path: Path, data_root: str | os.PathLike | None = Non
                               f"({', '.join(ds.channels)})")
         for k in ("af", "good", "poor"):            # class names: a list, or one name
             setattr(ls, k, _names(getattr(ls, k), f"{key}.{k}", path, one=True))
-        for k in ("file", "table"):                 # a file's placeholders ({record}/..) filled before "/.." goes
+        for k in ("file", "beats", "table"):        # a file's placeholders ({record}/..) filled before "/.." goes
             if getattr(ls, k) is not None:
                 setattr(ls, k, str(_resolve_path(getattr(ls, k), path, data_root, must_exist=False,
                                                  normalise="{" not in getattr(ls, k))))
@@ -613,7 +630,7 @@ def _check_custom_label(name: str, src, path: Path) -> None:
         raise SqtoolError(f"{path}: {key}.unit: {src['unit']!r}: a custom label's unit is required text, the unit "
                           f"its values are in (e.g. \"%\", BPM; not logit: a regression target), as predict, bench "
                           "and the model card print it")
-    asks = [k for k in ("table", "ecg", "reader", "af", "good", "poor") if k in src]
+    asks = [k for k in ("table", "ecg", "beats", "reader", "af", "good", "poor") if k in src]
     if asks:
         raise SqtoolError(f"{path}: {key}.{asks[0]}: {what}; class labels are rhythm and quality")
 

@@ -28,7 +28,8 @@ Generic formats (csv, npz, wfdb, edf, e4): each file under `ds.root` matching `d
                  row get NaN, no value, counted (`windows_without_rows`; over half: one warning line), and so do
                  those in a stretch without rows longer than a window (`label_holes`: off the wrist, a gap);
                  ecg (hr only) -> data.ecg.ecg_window_hr; doubtful windows hold NaN, counted in
-                 meta["hr_doubtful"] and ds.report["hr_doubtful"]
+                 meta["hr_doubtful"] and ds.report["hr_doubtful"]; beats (hr only: a chest strap's file) ->
+                 data.strap.read_beats -> data.ecg.beat_train_hr, doubtful windows alike (meta["hr_reasons"])
                rhythm: table rows of this recording -> kind "class" (per recording, or per segment with
                  times = start_s and meta["rhythm_end_s"]); bp -> "sbp", "dbp" (value, mmHg);
                quality: column -> per-sample flags (kind "flags"); table -> value 1 good / 0 poor
@@ -169,8 +170,12 @@ def _whole_file_checks(ds: DatasetFile, recs: list[Record], tables: dict, bad: l
             from sqtool.data.dataset_tasks import warn
             warn(line)
     ds.report["hr_doubtful"] = int(sum(r.meta.get("hr_doubtful", 0) for r in recs))
+    for r in recs:                          # why, by reason (ecg.REASONS / STRAP_REASONS): data inspect says them
+        for k, n in r.meta.get("hr_reasons", {}).items():
+            ds.report.setdefault("hr_reasons", {})[k] = ds.report.get("hr_reasons", {}).get(k, 0) + int(n)
     if ds.report["hr_doubtful"]:
-        say(f"{ds.name}: {ds.report['hr_doubtful']} heart-rate windows with a doubtful ECG reference (not scored)")
+        say(f"{ds.name}: {ds.report['hr_doubtful']} heart-rate windows with a doubtful ECG or strap reference "
+            "(not scored)")
     if not recs:
         raise SqtoolError(f"{ds.path}: no recordings left under {ds.root}")
     return recs
@@ -885,6 +890,17 @@ def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: 
         rec.meta.update(hr_windows=int(len(hr)), hr_doubtful=int(np.sum(flags)), hr_reasons=info["reasons"],
                         hr_source=f"ECG channel '{src.ecg}' ({info.get('detector', 'neurokit2')})")
         return Label(values=np.where(flags, np.nan, hr), times=starts, unit="bpm", kind="window", window_s=w)
+    if src.beats is not None:
+        from sqtool.data.ecg import beat_train_hr
+        from sqtool.data.strap import read_beats
+        f = fill_path(ds, Path(rec.source), src.beats)
+        beats, how = read_beats(f, src, rec, name, w)
+        c = max(rec.signals, key=lambda c: len(rec.signals[c]) / rec.fs[c])          # the windows of the signal
+        starts = window_starts(len(rec.signals[c]), rec.fs[c], w, h)
+        hr, flags, reasons = beat_train_hr(beats, starts, w)
+        rec.meta.update(hr_windows=int(len(hr)), hr_doubtful=int(np.sum(flags)),
+                        hr_reasons={r: int(m.sum()) for r, m in reasons.items()}, hr_source=f"chest strap: {how}")
+        return Label(values=hr, times=starts, unit="bpm", kind="window", window_s=w)
     return None
 
 
@@ -982,13 +998,19 @@ def stamp_hint(ds: DatasetFile, name: str, recs: list[Record]) -> str:
 def clock_start(rec: Record, f: Path, name: str) -> float:
     """The recording's first sample in seconds since 1970 (its start_time: a time column's first row, a header's
     or an NPZ's), what `origin: clock` label times are counted from; one line when the recording has no clock."""
-    from datetime import datetime
     start = rec.meta.get("start_time")
     if not start:
         raise SqtoolError(f"{f}: label '{name}' has origin: clock but recording {rec.record_id} has no wall clock "
                           "(no time column of dates or epoch times, no header start): give its times in seconds from "
                           "the first sample")
-    return datetime.fromisoformat(str(start).replace("Z", "+00:00")).timestamp()
+    return epoch_s(start)
+
+
+def epoch_s(iso: str) -> float:
+    """ISO 8601 time `iso` in seconds since 1970 (a local time without an offset: as this machine's clock reads it;
+    two local times still differ by their true interval)."""
+    from datetime import datetime
+    return datetime.fromisoformat(str(iso).replace("Z", "+00:00")).timestamp()
 
 
 def on_clock(t: np.ndarray, rec: Record, span: float) -> str:

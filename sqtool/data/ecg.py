@@ -4,6 +4,7 @@
     window_starts(n_samples, fs, window_s, hop_s) -> (W,) window start times (s), windows fully inside
     beats_window_hr(beats_s, starts_s, window_s)  -> (hr (W,), n_beats (W,), rr_jump (W,) bool)
     ecg_window_hr(ecg, fs, window_s=8, hop_s=2, beats=None) -> (starts_s, hr_bpm, flags, info)
+    beat_train_hr(beats_s, starts_s, window_s)    -> (hr_bpm (W,), flags (W,) bool, reasons {name: (W,) bool})
 
 Windows are [start, start + window_s) with start = k * hop_s, every window fully inside the record
 (the SP Cup 2015 / TROIKA convention: W = floor((N / fs - window_s) / hop_s) + 1).
@@ -38,6 +39,12 @@ A window is DOUBTFUL (flags[w] True) for any of these reasons (counts in info["r
                max(tol_bpm, tol_frac * HR) (default max(5 BPM, 5 %)); with `beats`, agreeing
                annotations confirm a window where a single detector is clean
 A window may have several reasons; each is counted.
+
+One beat list that IS the reference (a chest strap's R-R intervals, `beat_train_hr`; `data.strap` reads the file):
+the same HR (60 / mean RR over the window's beats) and the same clean rule as one detector's, each failure a
+reason (STRAP_REASONS): dropout (fewer than min_beats beats, an RR over `gap` x the window's median RR, or a window
+edge further than that from its nearest beat: the strap lost beats there), artifact (an RR off the median by more
+than rr_tol: an ectopic, missed or extra beat) and range (HR outside [hr_min, hr_max]).
 The caller decides what a flag does (the wrist_exercise reader stores NaN for doubtful windows so every
 scorer that ignores NaN truth leaves them out).
 
@@ -58,6 +65,7 @@ from sqtool.core import SqtoolError
 DETECTORS = ("neurokit", "pantompkins1985", "kalidas2017", "hamilton2002", "rodrigues2021")
 _CLEAN = {"neurokit", "pantompkins1985", "hamilton2002", "elgendi2010", "engzeemod2012"}
 REASONS = ("unclean", "detectors", "unconfirmed", "annot")
+STRAP_REASONS = ("dropout", "artifact", "range")
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,8 @@ class DoubtRules:
     rr_tol: float = 0.30            # an RR off the window's median RR by more than this fraction = jump
     tol_bpm: float = 5.0            # two HR values disagree when |a - b| > max(tol_bpm, tol_frac * HR)
     tol_frac: float = 0.05
+    gap: float = 1.5                # a beat train's (strap's) RR, or a window edge's distance to its nearest beat,
+                                    #   over this many median RRs: beats missing there (beat_train_hr)
 
 
 def _nk():
@@ -142,6 +152,35 @@ def beats_window_hr(beats_s: np.ndarray, starts_s: np.ndarray, window_s: float,
     return hr, (hi - lo).astype(np.int64), jump
 
 
+def _in_range(hr: np.ndarray, rules: DoubtRules) -> np.ndarray:
+    """(W,) bool: HR inside [hr_min, hr_max] (NaN: not)."""
+    with np.errstate(invalid="ignore"):
+        return (hr >= rules.hr_min) & (hr <= rules.hr_max)
+
+
+def beat_train_hr(beats_s: np.ndarray, starts_s: np.ndarray, window_s: float,
+                  rules: DoubtRules = DoubtRules()) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(hr_bpm (W,), flags (W,) bool, reasons {STRAP_REASONS name: (W,) bool}) of one beat list taken as the
+    reference (see the module docstring): hr_bpm is beats_window_hr's mean-RR HR, as an ECG detector's, NaN where
+    the window is doubtful (flags), so it is never scored."""
+    b = np.sort(np.asarray(beats_s, dtype=np.float64))
+    starts_s = np.asarray(starts_s, dtype=np.float64)
+    hr, n, jump = beats_window_hr(b, starts_s, window_s, rules.rr_tol)
+    lo = np.searchsorted(b, starts_s, side="left")
+    hi = np.searchsorted(b, starts_s + window_s, side="left")
+    dropout = n < rules.min_beats
+    gap = np.zeros(starts_s.shape, dtype=bool)
+    for w in np.flatnonzero(~dropout):
+        rr = np.diff(b[lo[w]:hi[w]])                # (n_beats - 1,) s
+        med = float(np.median(rr))
+        edge = max(b[lo[w]] - starts_s[w], starts_s[w] + window_s - b[hi[w] - 1])
+        gap[w] = bool(rr.max() > rules.gap * med or edge > rules.gap * med)
+    reasons = {"dropout": dropout | gap, "artifact": jump & ~(dropout | gap),
+               "range": np.isfinite(hr) & ~_in_range(hr, rules)}
+    flags = reasons["dropout"] | reasons["artifact"] | reasons["range"]
+    return np.where(flags, np.nan, hr), flags, reasons
+
+
 def _disagree(a: np.ndarray, b: np.ndarray, rules: DoubtRules) -> np.ndarray:
     """|a - b| > max(tol_bpm, tol_frac * a); NaN on either side counts as disagreement."""
     with np.errstate(invalid="ignore"):
@@ -166,8 +205,7 @@ def ecg_window_hr(ecg: np.ndarray, fs: float, window_s: float = 8.0, hop_s: floa
     hrs, clean = [], []                             # (D, W) each
     for p in peaks.values():
         hr, n, jump = beats_window_hr(p / fs, starts, window_s, rules.rr_tol)
-        with np.errstate(invalid="ignore"):
-            ok = (n >= rules.min_beats) & ~jump & (hr >= rules.hr_min) & (hr <= rules.hr_max)
+        ok = (n >= rules.min_beats) & ~jump & _in_range(hr, rules)
         hrs.append(hr)
         clean.append(ok)
     H, C = np.array(hrs).reshape(len(peaks), -1), np.array(clean).reshape(len(peaks), -1)

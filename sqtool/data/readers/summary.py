@@ -242,6 +242,10 @@ def format_summary(s: dict, indent: str = "", shown: int = RECORDINGS_SHOWN) -> 
                          f"records {l['records']:<5} values {l['values']}{extra}")
     else:
         lines.append(f"{indent}  labels: none")
+    if doubt := (s.get("dataset_file") or {}).get("hr_doubtful"):        # an ECG's or a strap's (ds.report)
+        why = ", ".join(f"{k} {n}" for k, n in ((s.get("dataset_file") or {}).get("hr_reasons") or {}).items() if n)
+        lines.append(f"{indent}  hr reference: {doubt} doubtful windows, NaN, never scored"
+                     + (f" ({why})" if why else ""))
     for label, u in ((s.get("dataset_file") or {}).get("no_label_row") or {}).items():
         lines.append(f"{indent}  warning: {u['records']} of {u['of']} recordings have no row in {u['table']}, e.g. "
                      f"{u['example']}: no {label} label (left out of the {label} task)")

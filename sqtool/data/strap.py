@@ -1,0 +1,204 @@
+"""A chest strap's beats as the heart-rate truth of a recording (`labels: {hr: {beats: "strap/{stem}.csv"}}`).
+
+    beats_s, how = read_beats(f, src, rec, name, window_s)   # (n,) beat times, s from rec's first sample; how: text
+
+then `data.ecg.beat_train_hr` scores each window as one ECG detector's beats are scored (60 / mean RR, the same
+clean rule), doubtful windows NaN and counted (dataset_reader). The file is a CSV (comma, semicolon or tab, as a
+recording's: `generic.csv_options`), one row per beat, in one of three forms:
+
+    R-R only       an R-R column (value_column, else one of RR_COLUMNS, case and a "[ms]" suffix ignored; a
+                   header-less file of one column is one): the beats lie at the intervals' cumulative sum from the
+                   recording's first sample. Valid only when the strap started with the recording; nothing shows
+                   a dropout (beats the strap never sent move every later beat earlier).
+    R-R and time   a time column too (start_column, else one of TIME_COLUMNS; a Polar Sensor Logger export is
+                   `Phone timestamp;RR-interval [ms]`): the intervals place the beats, the times anchor them.
+                   A phone stamps the rows of one Bluetooth packet alike and late, so each stretch of the series
+                   sits at the low end of (time - cumulative sum) over its rows; where that offset's lower
+                   envelope steps up by more than DROPOUT_S, beats are missing (a lost packet, the strap off the
+                   skin): the series is re-anchored there and the windows across the gap are flagged (dropout).
+    time only      a time column and no R-R column: one row per beat (the beat times).
+
+Units and clocks, as a label `file:`'s: R-R in `unit` (ms, the default, or s); times in seconds from the
+recording's first sample (numbers in `time_unit`), or with `origin: clock` wall-clock times on the recording's own
+clock (numbers since 1970 in time_unit, or date-times as a Polar export writes them).
+
+Bad input, one SqtoolError line naming the file: no such file; no R-R or time column (naming the columns it has);
+R-R values whose median says the other unit (0.8 said in ms, 800 said in s) or no heart rate at all; an R-R of 0 or
+less; an empty R-R cell without a time column; times that go back (beat times that do not increase); date-times
+without origin: clock; beats that do not overlap the recording, or run more than a window past its end (another
+recording's file). Beats before the first sample or after the last (the strap started early, stopped late) are
+left out.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from sqtool.core import SqtoolError
+
+RR_COLUMNS = ("rr", "rr_ms", "rr_interval", "rr_interval_ms", "rri", "ibi", "ibi_ms", "rr_s", "ibi_s")
+TIME_COLUMNS = ("time", "timestamp", "phone_timestamp", "t", "time_s", "time_ms", "beat", "beat_s", "beat_time",
+                "beat_ms")
+RR_UNITS = {"ms": 1e-3, "s": 1.0}            # unit: -> s per unit
+RR_PLAUSIBLE_S = (0.2, 3.0)                  # a median R-R outside (300-20 BPM) is no heart rate in that unit
+DROPOUT_S = 1.5                              # the file's clock ahead of its intervals' sum by more: beats missing
+ENVELOPE_ROWS = 10                           # rows ahead whose lowest offset is a row's (a phone's late packets)
+ANCHOR_PERCENTILE = 10                       # of a stretch's offsets: where its beats sit (stamps come late)
+
+
+def column_key(name) -> str:
+    """A column's name as matched: lower case, a trailing unit ("[ms]", "(s)") dropped, spaces and dashes as "_"
+    ("RR-interval [ms]" -> rr_interval, "Phone timestamp" -> phone_timestamp)."""
+    s = re.sub(r"\s*[\[(][^\])]*[\])]\s*$", "", str(name).strip().lower())
+    return re.sub(r"[\s\-]+", "_", s)
+
+
+def _find(names: list[str], own: str | None, auto: tuple[str, ...]) -> str | None:
+    """The column named `own` (as column_key matches it), else the first of `auto` the file has; None if none."""
+    keys = {column_key(n): n for n in reversed(names)}
+    for k in ((column_key(own),) if own else auto):
+        if k in keys:
+            return keys[k]
+    return None
+
+
+def read_beats(f: Path, src, rec, name: str, window_s: float) -> tuple[np.ndarray, str]:
+    """(beat times (n,) in s from `rec`'s first sample, inside its signal; how they were placed, for meta) of beats
+    file `f` of label `name` (`src`: its LabelSource: value_column, start_column, unit, time_unit, origin)."""
+    from sqtool.data.readers._common import numeric_column, read_csv
+    from sqtool.data.readers.generic import csv_options
+    if not f.is_file():
+        raise SqtoolError(f"{f}: label '{name}' beats file not found (labels.{name}.beats)")
+    kw, header = csv_options(f)
+    df = read_csv(f, **kw)
+    names = [str(c).strip() for c in df.columns]
+    df.columns = names
+    rcol = _find(names, src.value_column, RR_COLUMNS) if header or src.value_column else \
+        (names[0] if len(names) == 1 else None)                  # a header-less column of numbers: the intervals
+    tcol = _find(names, src.start_column, TIME_COLUMNS) if header else None
+    missing = [f"{what} column {own!r}" for what, own, got in (("R-R", src.value_column, rcol),
+                                                                ("time", src.start_column, tcol)) if own and not got]
+    if missing or (rcol is None and tcol is None):
+        raise SqtoolError(f"{f}: no {missing[0] if missing else 'R-R or time column'} found; it has "
+                          f"{', '.join(names)} (R-R: {', '.join(RR_COLUMNS[:4])}, ...; time: "
+                          f"{', '.join(TIME_COLUMNS[:3])}, ...; or name yours: {name}: {{beats: ..., value_column: "
+                          "..., start_column: ...}})")
+    t = _times(df[tcol], tcol, src, rec, f, name) if tcol is not None else None
+    if rcol is None:                                             # one row per beat
+        _increasing(t, f, tcol, "beat times")
+        beats, how = t, f"beat times ({f.name})"
+    else:
+        rr = _intervals(numeric_column(df, rcol, str(f)), rcol, src, f, name, timed=t is not None)
+        if t is None:
+            beats, how = np.cumsum(rr), f"R-R intervals ({f.name}), placed from the recording's first sample"
+        else:
+            ok = np.isfinite(rr)                                 # an empty cell: that beat missing
+            beats, how = _anchored(rr[ok], t[ok], f, tcol), f"R-R intervals ({f.name}) on its '{tcol}' times"
+    return _inside(beats, rec, f, name, window_s), how
+
+
+def _times(col, tcol: str, src, rec, f: Path, name: str) -> np.ndarray:
+    """Time column `tcol` of `f` in s from the recording's first sample (label `name`'s units and origin)."""
+    from sqtool.data.dataset_reader import clock_start, epoch_s
+    from sqtool.data.readers._common import TIME_UNITS, numeric_column
+    if col.dtype == object or str(col.dtype).startswith(("str", "string")):     # date-times
+        if src.origin != "clock":
+            raise SqtoolError(f"{f}: column '{tcol}' holds date-times ({str(col.iloc[0]).strip()!r}), wall-clock "
+                              f"times: say origin: clock in labels.{name} (they are then read on the recording's "
+                              "own clock)")
+        from sqtool.data.readers.generic import read_times
+        rel, first = read_times(col, tcol, str(f))
+        start = clock_start(rec, f, name)
+        if _has_zone(first) != _has_zone(rec.meta.get("start_time")):
+            raise SqtoolError(f"{f}: column '{tcol}' date-times ({first}) and recording {rec.record_id}'s clock "
+                              f"({rec.meta.get('start_time')}) are not both local times or both instants: one "
+                              "would be off by the UTC offset; write both the same way")
+        return rel + epoch_s(first) - start
+    t = numeric_column(col.to_frame(tcol), tcol, str(f)) * TIME_UNITS[src.time_unit]
+    return t - clock_start(rec, f, name) if src.origin == "clock" else t
+
+
+def _has_zone(iso: str | None) -> bool:
+    """Whether ISO 8601 time `iso` is an instant (ends in Z or a UTC offset), not a local time."""
+    return bool(iso) and (iso[-1:] == "Z" or "+" in iso[10:] or "-" in iso[10:])
+
+
+def _intervals(x: np.ndarray, rcol: str, src, f: Path, name: str, timed: bool) -> np.ndarray:
+    """R-R column `rcol` in s: its median plausible in the unit said, every interval > 0; empty cells only beside
+    a time column (without one, the beats after an empty cell cannot be placed)."""
+    unit = src.unit or "ms"
+    fin = x[np.isfinite(x)]
+    if not fin.size:
+        raise SqtoolError(f"{f}: R-R column '{rcol}' holds no numbers")
+    med = float(np.median(fin))
+    lo, hi = RR_PLAUSIBLE_S
+    if not lo <= med * RR_UNITS[unit] <= hi:
+        other = next((u for u, k in RR_UNITS.items() if u != unit and lo <= med * k <= hi), None)
+        fix = (f"say unit: s in labels.{name}" if other == "s" else f"drop unit: s from labels.{name} (R-R are read "
+               "in ms unless it says s)") if other else f"R-R intervals are {lo * 1000:g}-{hi * 1000:g} ms"
+        raise SqtoolError(f"{f}: R-R column '{rcol}' has a median of {med:g}, read in {unit}: "
+                          + (f"the values look like {'seconds' if other == 's' else 'milliseconds'}; {fix}"
+                             if other else f"no heart rate ({fix})"))
+    if (bad := np.flatnonzero(np.isfinite(x) & (x <= 0))).size:
+        raise SqtoolError(f"{f}: R-R column '{rcol}' row {int(bad[0]) + 1} is {x[bad[0]]:g}: an interval is > 0")
+    if not timed and (gap := np.flatnonzero(~np.isfinite(x))).size:
+        raise SqtoolError(f"{f}: R-R column '{rcol}' row {int(gap[0]) + 1} is empty: without a time column the beats "
+                          "after it cannot be placed (add the rows' times, or remove the row if no beat is missing)")
+    return x * RR_UNITS[unit]
+
+
+def _increasing(t: np.ndarray, f: Path, tcol: str, what: str, strict: bool = True) -> None:
+    """One line naming the first row whose time is not after (`strict`; else: is before) the row before it."""
+    d = np.diff(t)
+    if (back := np.flatnonzero(~(d > 0) if strict else d < 0)).size:
+        i = int(back[0]) + 1
+        raise SqtoolError(f"{f}: {what} in column '{tcol}' do not increase: row {i + 1} ({t[i]:.3f} s) is "
+                          f"{'not after' if strict else 'before'} row {i} ({t[i - 1]:.3f} s)")
+
+
+def _anchored(rr: np.ndarray, t: np.ndarray, f: Path, tcol: str) -> np.ndarray:
+    """Beat times (n,) s of intervals `rr` (s) whose rows are stamped `t` (s): the cumulative sum, each stretch at
+    the low end (ANCHOR_PERCENTILE) of its rows' offsets (time - sum: a row is stamped at or after its beat, a
+    packet's rows alike and late), a new stretch where the offsets' lower envelope steps up by more than DROPOUT_S
+    (beats missing: a gap; a late packet alone moves no envelope)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+    _increasing(t, f, tcol, "times", strict=False)
+    c = np.cumsum(rr)                                  # (n,) s, beat k after the series' first
+    d = t - c                                          # (n,) s: where each row puts the series on the file's clock
+    low = sliding_window_view(np.concatenate([d, np.full(ENVELOPE_ROWS - 1, np.inf)]), ENVELOPE_ROWS).min(axis=1)
+    bounds = [*(np.flatnonzero(np.diff(low) > DROPOUT_S) + 1), len(d)]       # (n,) lower envelope of the rows ahead
+    starts, offs = [0], [float(np.percentile(d[:bounds[0]], ANCHOR_PERCENTILE))]
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        off = float(np.percentile(d[a:b], ANCHOR_PERCENTILE))
+        if off - offs[-1] > DROPOUT_S:                 # the series moved on the clock: beats missing before row a
+            starts.append(a)
+            offs.append(off)
+        else:                                          # an early-stamped row alone: one stretch with the one before
+            offs[-1] = float(np.percentile(d[starts[-1]:b], ANCHOR_PERCENTILE))
+    new = np.zeros(len(d), dtype=np.int64)
+    new[starts[1:]] = 1
+    return c + np.asarray(offs)[np.cumsum(new)]       # (n,) s: offsets only step up, the beats increase
+
+
+def _inside(beats: np.ndarray, rec, f: Path, name: str, window_s: float) -> np.ndarray:
+    """The beats inside `rec`'s signal; none of them there, or beats more than a window past its end (another
+    recording's file), is one line naming the file."""
+    from sqtool.data.dataset_reader import on_clock
+    dur = max(len(x) / rec.fs[c] for c, x in rec.signals.items())
+    last, first = float(beats.max()), float(beats.min())
+    if last > dur + window_s or last < 0 or first > dur:
+        clock = on_clock(beats, rec, dur + window_s)
+        raise SqtoolError(f"{f}: label '{name}' beats lie at {first:.1f}..{last:.1f} s"
+                          + (", more than one window past" if first <= dur and last >= 0 else ", outside")
+                          + f" the {dur:.1f} s of recording {rec.record_id} (its first sample is 0 s): "
+                          + (f"its times look like wall-clock times on the recording's clock ({clock}): say origin: "
+                             f"clock in labels.{name}" if clock else
+                             f"its times look like milliseconds (beats to {last / 1000:.1f} s): say time_unit: ms in "
+                             f"labels.{name}" if 0 <= last / 1000 <= dur + window_s and last > dur else
+                             "the beats of another recording?"))
+    return beats[(beats >= 0) & (beats <= dur)]
+
+
+__all__ = ["read_beats", "column_key", "RR_COLUMNS", "TIME_COLUMNS"]
