@@ -168,6 +168,9 @@ def _whole_file_checks(ds: DatasetFile, recs: list[Record], tables: dict, bad: l
         if line := stamp_hint(ds, name, recs) or rate_note(ds, name, recs):
             from sqtool.data.dataset_tasks import warn
             warn(line)
+    if ds.conditions.pattern is not None and recs and not any(map(has_condition, recs)):
+        raise SqtoolError(f"{ds.path}: conditions.pattern '{ds.conditions.pattern}' matches none of the {len(recs)} "
+                          f"recordings' paths under {ds.root} (e.g. {recs[0].record_id}); no window has a condition")
     ds.report["hr_doubtful"] = int(sum(r.meta.get("hr_doubtful", 0) for r in recs))
     if ds.report["hr_doubtful"]:
         say(f"{ds.name}: {ds.report['hr_doubtful']} heart-rate windows with a doubtful ECG reference (not scored)")
@@ -230,6 +233,8 @@ def unit_files(ds: DatasetFile, unit) -> list[Path]:
 def _tables(ds: DatasetFile, files: list[Path] | None = None) -> dict:
     """label -> its LabelTable (generic formats), each read once; with `files`, their recording names checked."""
     tables = {name: LabelTable(ds, name) for name, src in ds.labels.items() if src.table is not None}
+    if ds.conditions.table is not None:
+        tables["condition"] = LabelTable(ds, "condition", ds.conditions.table)
     if files is not None:
         for t in tables.values():
             t.check_names(ds, files)
@@ -490,6 +495,7 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
         if unread := [f"{k} ({len(cols[k])},)" for k in names if k not in used]:   # as the bare reader names them
             rec.meta["unread_arrays"] = unread                                     # (data inspect's note)
     _labels(ds, rec, cols, names, row_fs, where, tables or {}, grid)
+    _conditions(ds, rec, rel, tables or {})
     from sqtool.data.readers import check_record
     return check_record(rec)
 
@@ -829,6 +835,29 @@ def _subject(ds: DatasetFile, cols, names, rel: str, default: str, where: str) -
     return default
 
 
+def _conditions(ds: DatasetFile, rec: Record, rel: str, tables: dict) -> None:
+    """The recording's condition(s) into its meta (`record.window_conditions` reads them): conditions.pattern's group
+    'condition' in its path relative to root (no match: none), or its rows of the condition table (one: the whole
+    recording's; start_s / end_s: meta["condition_segments"], in time order)."""
+    c = ds.conditions
+    if c.pattern is not None:
+        m = re.search(c.pattern, rel)
+        if m and m.group("condition"):
+            rec.meta["condition"] = m.group("condition")
+    elif c.table is not None:
+        rows = tables["condition"].rows(rec)
+        if len(rows) and "start_s" in rows.columns:
+            rows = rows.sort_values("start_s", kind="stable")
+            rec.meta["condition_segments"] = [[float(a), float(b), str(k)] for a, b, k in
+                                              zip(rows["start_s"], rows["end_s"], rows["condition"])]
+        elif len(rows):
+            rec.meta["condition"] = str(rows["condition"].iloc[0])
+
+
+def has_condition(rec: Record) -> bool:
+    return bool(rec.meta.get("condition") or rec.meta.get("condition_segments"))
+
+
 # ----------------------------------------------------------------------------- labels
 
 def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: float, where: str,
@@ -1166,14 +1195,16 @@ def grid_offset(t: np.ndarray, step: float, tol: float) -> float:
     return round(r0, 6) if same.all() and tol < r0 < step - tol else 0.0
 
 
-TABLE_COLUMNS = {"rhythm": ("rhythm",), "bp": ("sbp", "dbp"), "quality": ("quality",)}   # besides `recording`
-SEGMENT_COLUMNS = ("start_s", "end_s")          # rhythm: per segment when the table gives both
+TABLE_COLUMNS = {"rhythm": ("rhythm",), "bp": ("sbp", "dbp"), "quality": ("quality",),   # besides `recording`
+                 "condition": ("condition",)}   # a dataset file's conditions: {table} (record meta, not a label)
+SEGMENT_COLUMNS = ("start_s", "end_s")          # rhythm, condition: per segment when the table gives both
+SEGMENTED = ("rhythm", "condition")
 
 
 def read_table(path: str, label: str):
     """Label table `path` of label `label` (a DataFrame, columns lower-case): one line naming the file and a
-    missing column (`recording` and TABLE_COLUMNS[label]; start_s without end_s or the reverse) or a text cell
-    in a numeric column."""
+    missing column (`recording` and TABLE_COLUMNS[label]; start_s without end_s or the reverse), a text cell
+    in a numeric column, or (conditions) a column of none of those names."""
     import pandas as pd
 
     from sqtool.data.readers._common import numeric_column, read_csv
@@ -1185,13 +1216,16 @@ def read_table(path: str, label: str):
         if c not in df.columns:
             raise SqtoolError(f"{path}: the {label} table has no '{c}' column (needs {', '.join(need)}; has {have})")
     seg = [c for c in SEGMENT_COLUMNS if c in df.columns]
-    if label == "rhythm" and len(seg) == 1:
+    if label in SEGMENTED and len(seg) == 1:
         lack = next(c for c in SEGMENT_COLUMNS if c not in seg)
-        raise SqtoolError(f"{path}: the rhythm table has '{seg[0]}' but no '{lack}' column (segments need both; "
+        raise SqtoolError(f"{path}: the {label} table has '{seg[0]}' but no '{lack}' column (segments need both; "
                           f"has {have})")
+    if label == "condition" and (other := [c for c in df.columns if c not in (*need, *SEGMENT_COLUMNS)]):
+        raise SqtoolError(f"{path}: the condition table has an unknown column '{other[0]}' (its columns: "
+                          f"{', '.join((*need, *SEGMENT_COLUMNS))}; has {have})")
     for c in [*(TABLE_COLUMNS[label] if label == "bp" else ()), *seg]:     # numbers: empty is NaN, text an error
         df[c] = numeric_column(df, c, path)
-    for c in ("recording", label) if label in ("rhythm", "quality") else ("recording",):   # names: never empty
+    for c in ("recording", label) if label in ("rhythm", "quality", "condition") else ("recording",):   # names
         text = df[c].map(lambda v: "" if pd.isna(v) else str(v).strip())
         if (text == "").any():
             raise SqtoolError(f"{path}: row {int(np.argmax(text == '')) + 1} has no {c} (an empty cell)")
@@ -1264,9 +1298,8 @@ class LabelTable:
     recordings without a row are reported (`report_unlabelled`). Class tables resolve their classes once:
     `positive` holds the table's spellings of the af classes (rhythm) or of the good ones (quality)."""
 
-    def __init__(self, ds: DatasetFile, label: str):
-        src = ds.labels[label]
-        self.path, self.label = src.table, label
+    def __init__(self, ds: DatasetFile, label: str, table: str | None = None):
+        self.path, self.label = table or ds.labels[label].table, label      # table: conditions.table
         self.df = read_table(self.path, label)
         self.keys = self.df["recording"]
         self._at = {k: list(v) for k, v in self.df.groupby("recording", sort=False).indices.items()}  # name -> rows
@@ -1289,7 +1322,7 @@ class LabelTable:
         """The rows of `rec` (by record id or file stem); rows that disagree are one line naming the recording."""
         stem = Path(rec.source).name.split(".")[0]
         rows = self.df.iloc[sorted(set(self._at.get(rec.record_id, [])) | set(self._at.get(stem, [])))]
-        if self.label == "rhythm" and "start_s" in rows.columns:
+        if self.label in SEGMENTED and "start_s" in rows.columns:
             self._check_segments(rec, rows)
         elif len(rows) > 1:
             cols = list(TABLE_COLUMNS[self.label])
@@ -1301,7 +1334,7 @@ class LabelTable:
 
     def _check_segments(self, rec: Record, rows) -> None:
         s, e = rows["start_s"].to_numpy(float), rows["end_s"].to_numpy(float)
-        c = rows["rhythm"].to_numpy()
+        c = rows[self.label].to_numpy()
         for i in range(len(rows)):
             if not e[i] > s[i]:
                 raise SqtoolError(f"{self.path}: recording {rec.record_id}: row {rows.index[i] + 1} has start_s "
@@ -1309,10 +1342,17 @@ class LabelTable:
             for j in range(i):
                 if s[j] < e[i] and s[i] < e[j] and c[i] != c[j]:
                     raise SqtoolError(f"{self.path}: recording {rec.record_id}: segments {s[j]:g}-{e[j]:g} s "
-                                      f"({c[j]}) and {s[i]:g}-{e[i]:g} s ({c[i]}) overlap with different rhythms")
+                                      f"({c[j]}) and {s[i]:g}-{e[i]:g} s ({c[i]}) overlap with different "
+                                      f"{self.label}s")
 
     def report_unlabelled(self, ds: DatasetFile, recs: list[Record], say) -> None:
         """Recordings this table gives no row: said (one line: count, an example) and in ds.report["no_label_row"]."""
+        if self.label == "condition":
+            lack = [str(r.record_id) for r in recs if not has_condition(r)]
+            if lack:
+                say(f"{ds.name}: {len(lack)} of {len(recs)} recordings have no row in {self.path}, e.g. {lack[0]}: "
+                    "no condition (its windows count under none)")
+            return
         lack = [str(r.record_id) for r in recs if LABEL_OF_TABLE[self.label] not in r.labels]
         if lack:
             ds.report["no_label_row"][self.label] = {"table": self.path, "records": len(lack), "of": len(recs),
