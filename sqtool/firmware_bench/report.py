@@ -153,7 +153,7 @@ def write_windows_csv(run_dir, columns: dict) -> str:
     cols = [np.asarray(v) for v in columns.values()]
     for i in range(len(cols[0]) if cols else 0):
         w.writerow(["" if isinstance(v[i], (float, np.floating)) and not np.isfinite(v[i]) else
-                    f"{v[i]:.4f}" if isinstance(v[i], (float, np.floating)) else str(v[i]) for v in cols])
+                    f"{v[i]:.6f}" if isinstance(v[i], (float, np.floating)) else str(v[i]) for v in cols])
     atomic_write_text(Path(run_dir) / WINDOWS_CSV, buf.getvalue())
     return WINDOWS_CSV
 
@@ -179,8 +179,9 @@ def condition_lines(rows: list[dict], unit: str = "BPM", seen: int = 0) -> list[
     head = ["condition"] + sum(([f"{r['runtime']} windows", "subjects", f"MAE {unit}", "MAPE %", f"bias {unit}",
                                  f"LoA 95% {unit}"] for r in rows), [])
     also = f"; counts the {seen} subject{'s' if seen != 1 else ''} seen in training" if seen else ""
-    return (["", f"by condition ({unit}, windows with truth; MAPE: % of the reference; LoA: bias +- 1.96 SD; "
-                 f"{NONE_ROW}: windows without a condition{also})"] + _table(head, body))
+    none = f"; {NONE_ROW}: windows without a condition" if NONE_ROW in names else ""
+    return (["", f"by condition ({unit}, windows with truth; MAPE: % of the reference; LoA: bias +- 1.96 SD"
+                 f"{none}{also})"] + _table(head, body))
 
 
 def _f(v, fmt="{:.2f}", none="-"):
