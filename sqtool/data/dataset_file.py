@@ -47,7 +47,7 @@ The schema (every key optional unless marked; an unknown key anywhere is refused
                                   #   apart), record meta, no label; one of: (generic formats; wrist_exercise's
                                   #   reader gives its own from the file names)
       pattern: "_(?P<condition>walk|run|bike)"   # searched in the path relative to root (group 'condition'
-                                  #   required); a path it does not match: no condition; no path at all: refused
+                                  #   required); a path it does not match: no condition; matching none: refused
       # table: protocol.csv       # columns recording,condition[,start_s,end_s]: the whole recording's, or timed
                                   #   segments (seconds from its start; segments of different conditions may not
                                   #   overlap); a window is in the segment holding its centre (`record.window_conditions`)

@@ -11,7 +11,9 @@ rate, track it causally (tracker.py, optionally gated by the model's quality out
 against the ECG truth; run the classic spectral baseline (baseline.py) on the same windows; check the
 firmware's int8 outputs bit for bit (double rounding vs TFLite Micro, single rounding vs Brevitas);
 measure instructions per inference (QEMU plugin / callgrind), flash, RAM and stack. Writes
-bench.json, bench.md and plots into the run dir and prints the tables.
+bench.json, bench.md, windows.csv (one row per window) and plots into the run dir and prints the tables; where the
+recordings carry an activity condition (`data.record.window_conditions`: wrist_exercise's file stems, a dataset.yaml's
+`conditions:`), accuracy by condition too (MAE, MAPE, bias, limits of agreement; bench.json per_condition).
 
 A time-domain model of another task (`report.Target`, `bench_target`): an rr, bp or custom-label model's first output
 is scored, window by window without a tracker, against the label its recordings carry (as predict compares it), beside

@@ -2,7 +2,7 @@
 
     m = hr_metrics(pred, truth)                 # MAE, MAPE, fraction with |err| > 10 BPM, RMSE, bias, n
     text = tables(result)                       # what `sqtool bench` prints (yolo-benchmark style)
-    write_report(run_dir, result)               # bench.json, bench.md, bland_altman.png (with truth),
+    write_report(run_dir, result)               # bench.json, bench.md, windows.csv, bland_altman.png (with truth),
                                                 # hr_over_time.png, latency.png
     line = runtime_line(row)                    # the progress line printed as a runtime finishes
 
@@ -512,18 +512,10 @@ def _roc_plot(run_dir: Path, tg: Target, series: dict, cols: list[str], recs: li
 
 
 def write_report(run_dir, res: dict) -> list[str]:
-    """bench.json (everything but the bulky series), bench.md (tables + plots), the plots."""
+    """bench.json (everything but the bulky series), bench.md (tables + plots), the plots, windows.csv (the series,
+    one row per window: `write_windows_csv`)."""
     run_dir = Path(run_dir)
     plots = _plots(run_dir, res)
-    recs, pred = (res.get("series") or {}).get("records") or [], (res.get("series") or {}).get("pred") or {}
-    if recs:                                          # one row per window: record, subject, t0, condition, values
-        write_windows_csv(run_dir, {
-            "record": np.concatenate([[r["record_id"]] * len(r["t0"]) for r in recs]),
-            "subject": np.concatenate([[r.get("key") or r["subject"]] * len(r["t0"]) for r in recs]),
-            "t0_s": np.concatenate([np.asarray(r["t0"], float) for r in recs]),
-            "condition": np.concatenate([np.asarray(r.get("condition") or [""] * len(r["t0"]), object) for r in recs]),
-            "truth": np.concatenate([np.asarray(r["truth"], float) for r in recs]),
-            **{k: np.concatenate([np.asarray(v, float) for v in pred[k]]) for k in pred}})
     slim = {k: v for k, v in res.items() if k != "series"}
     slim["plots"] = plots
     write_metrics(run_dir, slim, name="bench.json")
@@ -536,6 +528,15 @@ def write_report(run_dir, res: dict) -> list[str]:
     if notes:
         md += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     atomic_write_text(run_dir / "bench.md", "\n".join(md) + "\n")
+    recs, pred = (res.get("series") or {}).get("records") or [], (res.get("series") or {}).get("pred") or {}
+    if recs:                                          # one row per window: record, subject, t0, condition, values
+        write_windows_csv(run_dir, {
+            "record": np.concatenate([[r["record_id"]] * len(r["t0"]) for r in recs]),
+            "subject": np.concatenate([[r.get("key") or r["subject"]] * len(r["t0"]) for r in recs]),
+            "t0_s": np.concatenate([np.asarray(r["t0"], float) for r in recs]),
+            "condition": np.concatenate([np.asarray(r.get("condition") or [""] * len(r["t0"]), object) for r in recs]),
+            "truth": np.concatenate([np.asarray(r["truth"], float) for r in recs]),
+            **{k: np.concatenate([np.asarray(v, float) for v in pred[k]]) for k in pred}})
     return plots
 
 

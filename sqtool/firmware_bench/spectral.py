@@ -27,7 +27,8 @@ the data root, or one file):
     alike: an extra sensor is left out, a missing second one repeats the first (said in one note line).
  4. scores per runtime: decoded HR and per-window argmax HR against truth (MAE, RMSE, bias, 95 % limits of
     agreement, 95 % CI of the MAE: a t-interval over subjects, or batch means of windows when fewer than 3 (no
-    interval from fewer than 3 batches), > 10 BPM %), per subject and per recording; fidelity against a reference runtime (int8 logits: exact
+    interval from fewer than 3 batches), MAPE, > 10 BPM %), per subject, per recording and by activity condition
+    (`record.window_conditions`: the window's centre; only where recordings have one); fidelity against a reference runtime (int8 logits: exact
     windows %, max LSB; decoded HR: mean / max difference); host latency per window; instructions / flash /
     RAM on the emulated MCU; the classic baseline (`baseline.py`) on the same windows at the notch and PPG sensors
     the model's quantize run chose on its training subjects (`baseline_setting`: metadata.json classic_baseline,
@@ -1089,6 +1090,13 @@ def write_spectral_report(run_dir, res: dict, recs: list[SpecRec], hrs: dict) ->
     except ImportError:
         pass
     res["plots"] = plots
+    write_metrics(run_dir, res, name="bench.json")
+    md = ["# sqtool bench (spectral model)", ""]
+    if not res["labelled"]:
+        md += [f"**{NOT_MEASURED}.** Cost and fidelity only.", ""]
+    md += [*as_markdown(tables(res)), ""] + [f"![{p}]({p})" for p in plots]
+    md += ["", "## Notes", ""] + [f"- {n}" for n in res["notes"]]
+    atomic_write_text(run_dir / "bench.md", "\n".join(md) + "\n")
     if recs:                                          # one row per window: record, subject, t0, condition, HRs
         write_windows_csv(run_dir, {
             "record": np.concatenate([[r.record_id] * len(r.t0) for r in recs]),
@@ -1097,10 +1105,3 @@ def write_spectral_report(run_dir, res: dict, recs: list[SpecRec], hrs: dict) ->
             "condition": np.concatenate([window_conditions(r.record, r.t0, float(res["window_s"])) for r in recs]),
             "truth": np.concatenate([r.truth for r in recs]).astype(float),
             "scored": np.concatenate([r.valid for r in recs]).astype(int), **hrs})
-    write_metrics(run_dir, res, name="bench.json")
-    md = ["# sqtool bench (spectral model)", ""]
-    if not res["labelled"]:
-        md += [f"**{NOT_MEASURED}.** Cost and fidelity only.", ""]
-    md += [*as_markdown(tables(res)), ""] + [f"![{p}]({p})" for p in plots]
-    md += ["", "## Notes", ""] + [f"- {n}" for n in res["notes"]]
-    atomic_write_text(run_dir / "bench.md", "\n".join(md) + "\n")

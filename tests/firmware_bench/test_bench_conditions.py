@@ -237,3 +237,28 @@ def test_builtin_layout_refuses_a_conditions_key(tmp_path, capsys):
     rc = main(["data", "inspect", "--data", str(tmp_path / "dataset.yaml")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc != 0 and len(err) == 1 and "format wrist_exercise is a built-in layout" in err[0], err
+
+
+def test_time_domain_bench_by_condition(export_dir, tmp_path):
+    """The time-domain bench (an int8 cnn1d student): per_condition from the records' meta, before the tracker, its
+    windows summing to the scored ones and its MAPE as windows.csv recomputes it."""
+    from sqtool.data.synthetic import synth_record
+    from sqtool.firmware_bench.cli import BenchConfig, run_bench
+    recs = [synth_record(duration_s=40.0, fs=125.0, hr_bpm=70.0 + 20 * i, seed=i, subject=f"w{i}") for i in range(3)]
+    for r, c in zip(recs, ("walk", "run", None)):
+        if c:
+            r.meta["condition"] = c
+    out = tmp_path / "b"
+    res = run_bench(BenchConfig(model=str(export_dir), data="synthetic", runtime=["c_host"], callgrind_windows=0,
+                                progress=False, floor=["mape=1000"], out=str(out)), records=recs)
+    row = res["runtimes"][0]
+    by = row["per_condition"]
+    assert list(by) == ["run", "walk", NONE_ROW] and all(c["subjects"] == 1 for c in by.values())
+    assert sum(c["n"] for c in by.values()) == row["metrics"]["n"] > 0
+    rows = windows_csv(out)
+    assert row["metrics"]["mape"] == pytest.approx(_mape_of(rows, "c_host"), rel=1e-6)
+    assert by["run"]["mape"] == pytest.approx(_mape_of([w for w in rows if w["condition"] == "run"], "c_host"),
+                                              rel=1e-6)
+    assert res["floor"][0]["ok"] and "per_condition" in res["baseline"]
+    md = (out / "bench.md").read_text()
+    assert "by condition (BPM" in md and "(none): windows without a condition" in md and "| MAPE % |" in md
