@@ -50,7 +50,8 @@ The schema (every key optional unless marked; an unknown key anywhere is refused
                                   #   required); a path it does not match: no condition; matching none: refused
       # table: protocol.csv       # columns recording,condition[,start_s,end_s]: the whole recording's, or timed
                                   #   segments (seconds from its start; segments of different conditions may not
-                                  #   overlap); a window is in the segment holding its centre (`record.window_conditions`)
+                                  #   overlap); a window is in the segment holding its centre
+                                  #   (`record.window_conditions`)
     windows: {window_s: 8, hop_s: 2}      # the label windows of per-window HR / RR (default 8 s / 2 s; each
                                           #   0.1-600 s: a shorter hop made millions of windows, gigabytes)
     labels:
@@ -908,6 +909,7 @@ def data_records(ref: DataRef, log=None, **kw) -> list:
     raise SqtoolError(f"--data {ref}: expected recordings or a dataset file, got a {ref.kind}")
 
 
-__all__ = ["DatasetFile", "Channel", "Subject", "Conditions", "LabelSource", "Windows", "Split", "DataRef", "parse_dataset",
+__all__ = ["DatasetFile", "Channel", "Subject", "Conditions",
+           "LabelSource", "Windows", "Split", "DataRef", "parse_dataset",
            "load_dataset_file", "load_builtin", "builtin_exclude", "builtin_names", "resolve_data", "data_records",
            "TASK_LABELS", "dataset_folders", "is_data_root", "one_dataset", "file_record"]

@@ -18,7 +18,8 @@ Generic formats (csv, npz, wfdb, edf, e4): each file under `ds.root` matching `d
     subject    fixed value / a column (constant within the file) / a regex on the path (default: file stem; e4: the
                session folder's name, `default_subject`)
     conditions a regex's group 'condition' on the path (a pattern matching no recording: one line) or the condition
-               table's rows -> meta["condition"] / meta["condition_segments"] (`_conditions`; `record.window_conditions`)
+               table's rows -> meta["condition"] / meta["condition_segments"] (`_conditions`;
+               `record.window_conditions`)
     labels     hr, rr, a custom label (its unit, its range): kind "window" (times = window starts every hop_s,
                  window_s long, windows fully inside)
                  column -> the mean of the column's finite samples over each window (NaN / Inf samples are
@@ -35,10 +36,11 @@ Generic formats (csv, npz, wfdb, edf, e4): each file under `ds.root` matching `d
                  times = start_s and meta["rhythm_end_s"]); bp -> "sbp", "dbp" (value, mmHg);
                quality: column -> per-sample flags (kind "flags"); table -> value 1 good / 0 poor
     tables     `LabelTable`, read once: columns recording + rhythm / sbp, dbp / quality / condition (rhythm and
-               condition segments: start_s and end_s; a condition table's other columns refused); a missing column, a text cell in a numeric one, a row naming no recording under
-               root, rows of one recording that disagree (or overlapping segments of different rhythms) are one
-               line naming the table; recordings without a row are said (count, an example) and kept in
-               ds.report["no_label_row"] {label: {table, records, of, example}}
+               condition segments: start_s and end_s; a condition table's other columns refused); a missing column, a
+               text cell in a numeric one, a row naming no recording under root, rows of one recording that disagree
+               (or overlapping segments of different rhythms) are one line naming the table; recordings without a row
+               are said (count, an example) and kept in ds.report["no_label_row"] {label: {table, records, of,
+               example}}
     check      readers.check_record: rates, NaN, flat PPG, labels inside the signal; hr, rr, sbp, dbp inside
                PLAUSIBLE (hr 20-300 BPM, rr 2-80 breaths/min, sbp 40-300, dbp 10-200 mmHg) and sbp > dbp, else one
                line naming the file, the label, how many values and one (built-in layouts' task labels too)

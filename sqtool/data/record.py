@@ -14,9 +14,9 @@ None, `values` a 0-d or 1-d array: e.g. systolic BP, rhythm class, quality good/
 
 The activity a recording was made in (its condition: sit, walk, run, bike, ...) is record meta, not a label: no task
 learns it, a report groups its windows by it (`sqtool bench`'s table by condition). meta["condition"]: the whole
-recording's (the wrist_exercise reader's file stem, a dataset file's `conditions: {pattern}`); meta["condition_segments"]:
-[[start_s, end_s, condition], ...] of a protocol of timed segments (`conditions: {table}` with start_s, end_s).
-`window_conditions` reads them for windows.
+recording's (the wrist_exercise reader's file stem, a dataset file's `conditions: {pattern}`);
+meta["condition_segments"]: [[start_s, end_s, condition], ...], a protocol of timed segments (`conditions: {table}`
+with start_s, end_s). `window_conditions` reads them for windows.
 """
 from __future__ import annotations
 

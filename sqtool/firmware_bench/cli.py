@@ -100,8 +100,8 @@ class BenchConfig:
                                                                      "exit code 3 when one is missed or "
                                                                      "not measured (default: none)"})
     floor_on_seen: bool = field(default=False, metadata={
-        "help": "let accuracy floors (mae, mape, mae_tracked, gt10) count subjects the model was trained on; without it "
-                "they are checked on held-out subjects only, and not measured (exit 3) when none was scored"})
+        "help": "let accuracy floors (mae, mape, mae_tracked, gt10) count subjects the model was trained on; without "
+                "it they are checked on held-out subjects only, and not measured (exit 3) when none was scored"})
     compare: list[str] = field(default_factory=list, metadata={
         "help": "instead of a bench: two bench runs (folders or bench.json) of the same recordings: per-subject MAE "
                 "of A and B, B - A with its 95 % t-interval and sign-flip p over the subjects (compare.md, "

@@ -173,8 +173,9 @@ def condition_lines(rows: list[dict], unit: str = "BPM", seen: int = 0) -> list[
         for r in rows:
             m = r["per_condition"].get(c) or {}
             loa = m.get("loa95")
-            line += [_f(m.get("n"), "{:d}"), _f(m.get("subjects"), "{:d}"), _f(m.get("mae")), _f(m.get("mape"), "{:.1f}"),
-                     _f(m.get("bias"), "{:+.2f}"), "-" if not loa else f"{loa[0]:+.1f}..{loa[1]:+.1f}"]
+            line += [_f(m.get("n"), "{:d}"), _f(m.get("subjects"), "{:d}"), _f(m.get("mae")),
+                     _f(m.get("mape"), "{:.1f}"), _f(m.get("bias"), "{:+.2f}"),
+                     "-" if not loa else f"{loa[0]:+.1f}..{loa[1]:+.1f}"]
         body.append(line)
     head = ["condition"] + sum(([f"{r['runtime']} windows", "subjects", f"MAE {unit}", "MAPE %", f"bias {unit}",
                                  f"LoA 95% {unit}"] for r in rows), [])

@@ -25,16 +25,16 @@ the data root, or one file):
     student_int8 checkpoint it is built from is not there: an export folder copied without its source run).
     Every recording is replayed at the export's sensor count (SQ_FE_N_PPG, `fit_sensors`), for every runtime
     alike: an extra sensor is left out, a missing second one repeats the first (said in one note line).
- 4. scores per runtime: decoded HR and per-window argmax HR against truth (MAE, RMSE, bias, 95 % limits of
-    agreement, 95 % CI of the MAE: a t-interval over subjects, or batch means of windows when fewer than 3 (no
-    interval from fewer than 3 batches), MAPE, > 10 BPM %), per subject, per recording and by activity condition
-    (`record.window_conditions`: the window's centre; only where recordings have one); fidelity against a reference runtime (int8 logits: exact
-    windows %, max LSB; decoded HR: mean / max difference); host latency per window; instructions / flash /
-    RAM on the emulated MCU; the classic baseline (`baseline.py`) on the same windows at the notch and PPG sensors
-    the model's quantize run chose on its training subjects (`baseline_setting`: metadata.json classic_baseline,
-    the model card's baseline; an export without it: the default notch) and the sensors the runtimes read
-    (`baseline_sensors`: with two, the mean of their spectra, as the front end averages them; bench.md names
-    the setting and the sensors). Without truth, accuracy is reported as not measured and cost and fidelity still are.
+ 4. scores per runtime: decoded HR and per-window argmax HR against truth (MAE, RMSE, bias, 95 % limits of agreement,
+    95 % CI of the MAE: a t-interval over subjects, or batch means of windows when fewer than 3 (no interval from
+    fewer than 3 batches), MAPE, > 10 BPM %), per subject, per recording and by activity condition
+    (`record.window_conditions`: the window's centre; only where recordings have one); fidelity against a reference
+    runtime (int8 logits: exact windows %, max LSB; decoded HR: mean / max difference); host latency per window;
+    instructions / flash / RAM on the emulated MCU; the classic baseline (`baseline.py`) on the same windows at the
+    notch and PPG sensors the model's quantize run chose on its training subjects (`baseline_setting`: metadata.json
+    classic_baseline, the model card's baseline; an export without it: the default notch) and the sensors the runtimes
+    read (`baseline_sensors`: with two, the mean of their spectra, as the front end averages them; bench.md names the
+    setting and the sensors). Without truth, accuracy is reported as not measured and cost and fidelity still are.
 
 A runtime named in --runtime (by name or through a group such as `torch`) that cannot run is an error
 (reported after bench.json is written); a default runtime, or one of `all`, that cannot run is skipped with
@@ -803,8 +803,8 @@ def run_spectral_bench(cfg, art, records=None, log=print, warn_line=None) -> dic
              "vs Brevitas) on nearly all; max dHR says what it moves. c_pipeline: every result field equal to the "
              "Python integer reference, per hop.",
              "MAE CI: 95 %, by the method the line under each table names (3 or more subjects: the t-interval over "
-             "the subjects); loa95: bias +- 1.96 SD (Bland-Altman limits of agreement); MAPE %: the mean of |HR - truth| / "
-             "truth x 100 over the scored windows (% of the reference heart rate).",
+             "the subjects); loa95: bias +- 1.96 SD (Bland-Altman limits of agreement); MAPE %: the mean of "
+             "|HR - truth| / truth x 100 over the scored windows (% of the reference heart rate).",
              f"in interval %: windows whose truth lies in the decoder's interval (lo..hi +- 0.5 BPM; nominal mass "
              f"{float(dec.get('interval', 0.9)):g}, calibrated for 90 % on the training subjects); top-80% conf MAE %: "
              "the MAE of the 80 % most confident windows (the decoder's conf output) relative to all windows' "

@@ -69,7 +69,7 @@ def test_mape_floor_is_checked_on_held_out_subjects():
         check_floor_metrics(floors, Target("af_logit", "logit", "AF", "rhythm", kind="class"), "af")
 
 
-# ----------------------------------------------------------------------------- wrist_exercise: conditions from the stems
+# ----------------------------------------------------------------------------- wrist_exercise's stems
 
 @pytest.mark.realdata
 def test_bench_by_condition_on_wrist_exercise(data_root, tmp_path, capsys):
@@ -219,7 +219,8 @@ def test_no_conditions_no_table(tmp_path, capsys):
     ("{table: t.csv}", "recording,condition\np9_walk,walk\n", "row(s) name recordings that are not under"),
     ("{table: t.csv}", "recording,condition,start_s,end_s\np1_walk,sit,0,20\np1_walk,walk,15,30\n",
      "segments 0-20 s (sit) and 15-30 s (walk) overlap with different conditions"),
-    ("{table: t.csv}", "recording,condition,start\np1_walk,walk,0\n", "the condition table has an unknown column 'start'"),
+    ("{table: t.csv}", "recording,condition,start\np1_walk,walk,0\n",
+     "the condition table has an unknown column 'start'"),
     ("{table: t.csv}", "recording,condition,start_s\np1_walk,walk,0\n", "has 'start_s' but no 'end_s' column"),
     ("{table: t.csv}", "recording,activity\np1_walk,walk\n", "the condition table has no 'condition' column"),
 ])
@@ -233,7 +234,8 @@ def test_bad_conditions_are_one_line(tmp_path, capsys, conditions, table, said):
 
 
 def test_builtin_layout_refuses_a_conditions_key(tmp_path, capsys):
-    (tmp_path / "dataset.yaml").write_text("format: wrist_exercise\nroot: .\nconditions: {pattern: '(?P<condition>x)'}\n")
+    (tmp_path / "dataset.yaml").write_text("format: wrist_exercise\nroot: .\n"
+                                           "conditions: {pattern: '(?P<condition>x)'}\n")
     rc = main(["data", "inspect", "--data", str(tmp_path / "dataset.yaml")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc != 0 and len(err) == 1 and "format wrist_exercise is a built-in layout" in err[0], err
