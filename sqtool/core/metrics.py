@@ -7,7 +7,8 @@ Skill: `trivial_predictions` / `oof_trivial` (training-fold mean, or base rate a
 fine-tune's and, per model, of a quantize run's metrics.json), `skill_unit`, `skill_line` (a command's last line).
 `classic_flag` / `classic_text`: the model against a task's classic method (`sqtool.data.classic.classic_oof`).
 
-Regression: mean absolute error per output (in the output's unit). Classification (binary): weighted F1
+Regression: mean absolute error per output (in the output's unit); `mape`, the mean absolute percentage error
+(% of the reference) that bench reports beside it for heart rate. Classification (binary): weighted F1
 at threshold 0.5 on the probability, and AUROC (rank statistic, ties averaged). Confidence intervals
 resample SUBJECTS with replacement (windows of one subject are correlated, so resampling windows would
 give intervals that are far too narrow) and take the 2.5 / 97.5 percentiles of the metric (`bootstrap_ci`). A
@@ -77,6 +78,16 @@ def clip_interval(lo, hi, metric: str | None, diff: bool = False) -> tuple[float
 
 def mae(y: np.ndarray, pred: np.ndarray) -> float:
     return float(np.mean(np.abs(np.asarray(pred, float) - np.asarray(y, float))))
+
+
+def mape(y: np.ndarray, pred: np.ndarray) -> float | None:
+    """Mean absolute percentage error: the mean over the windows of |pred - y| / y x 100, in % of the reference (how
+    wearable heart-rate validations state accuracy beside MAE, per activity condition). None when there is no
+    window or a reference is not above 0 (a percentage of it means nothing: a signed or zero-based quantity)."""
+    y, pred = np.asarray(y, float).ravel(), np.asarray(pred, float).ravel()
+    if not y.size or not (y > 0).all():
+        return None
+    return float(np.mean(np.abs(pred - y) / y) * 100.0)
 
 
 def auroc(y: np.ndarray, score: np.ndarray) -> float:

@@ -43,6 +43,15 @@ The schema (every key optional unless marked; an unknown key anywhere is refused
                                   #   in two folders is refused: P01/walk, P02/walk: give a rule); e4: the
                                   #   session folder's name (S1/BVP.csv -> S1; P01/S1, P02/S1: refused alike)
       pattern: "^(?P<subject>[^_]+)_"     # searched in the path relative to root (group 'subject' or 1)
+    conditions:                   # the activity of each window (rest, walk, run, ...: `sqtool bench` scores each
+                                  #   apart), record meta, no label; one of: (generic formats; wrist_exercise's
+                                  #   reader gives its own from the file names)
+      pattern: "_(?P<condition>walk|run|bike)"   # searched in the path relative to root (group 'condition'
+                                  #   required); a path it does not match: no condition; matching none: refused
+      # table: protocol.csv       # columns recording,condition[,start_s,end_s]: the whole recording's, or timed
+                                  #   segments (seconds from its start; segments of different conditions may not
+                                  #   overlap); a window is in the segment holding its centre
+                                  #   (`record.window_conditions`)
     windows: {window_s: 8, hop_s: 2}      # the label windows of per-window HR / RR (default 8 s / 2 s; each
                                           #   0.1-600 s: a shorter hop made millions of windows, gigabytes)
     labels:
@@ -177,6 +186,12 @@ class Subject:
     pattern: str | None = None      # regex on the path relative to root: group 'subject' or 1
 
 
+@dataclass
+class Conditions:
+    pattern: str | None = None      # regex on the path relative to root: group 'condition'
+    table: str | None = None        # recording,condition[,start_s,end_s] (dataset_reader.LabelTable, label "condition")
+
+
 STAMPS = {"start": 0.0, "centre": 0.5, "center": 0.5, "end": 1.0}   # a label row's time, as a fraction of its window
 
 
@@ -231,6 +246,7 @@ class DatasetFile:
     time_unit: str = "s"
     channels: dict[str, Channel] = field(default_factory=dict)
     subject: Subject = field(default_factory=Subject)
+    conditions: Conditions = field(default_factory=Conditions)
     windows: Windows = field(default_factory=Windows)
     labels: dict[str, LabelSource] = field(default_factory=dict)
     exclude: dict[str, str] = field(default_factory=dict)
@@ -416,7 +432,7 @@ def _strict(cls, d: Any, where: str, file: Path):
 
 
 TOP_KEYS = ("name", "format", "root", "files", "fs", "time_column", "time_unit", "channels", "subject",
-            "windows", "labels", "exclude", "split")
+            "conditions", "windows", "labels", "exclude", "split")
 
 
 def parse_dataset(d: dict, path: Path, data_root: str | os.PathLike | None = None) -> DatasetFile:
@@ -484,6 +500,8 @@ def parse_dataset(d: dict, path: Path, data_root: str | os.PathLike | None = Non
             re.compile(ds.subject.pattern)
         except re.error as e:
             raise SqtoolError(f"{path}: subject.pattern is not a regular expression ({e})")
+    if d.get("conditions") is not None:
+        ds.conditions = _conditions(d["conditions"], fmt, path, data_root)
     ds.windows = _strict(Windows, _mapping(d, "windows", path), "windows", path)
     for k in ("window_s", "hop_s"):
         v = _number(getattr(ds.windows, k), f"windows.{k}", path)
@@ -581,6 +599,31 @@ def parse_dataset(d: dict, path: Path, data_root: str | os.PathLike | None = Non
     if sp.heldout_fraction is not None and not 0 < sp.heldout_fraction < 1:
         raise SqtoolError(f"{path}: split.heldout_fraction must be in (0, 1)")
     return ds
+
+
+def _conditions(v, fmt: str, path: Path, data_root) -> Conditions:
+    """The `conditions:` key: one of pattern (a regex with a group 'condition') or table (its path resolved as a
+    label table's); generic formats only (a built-in layout's reader knows its own, or none)."""
+    c = _strict(Conditions, v, "conditions", path)
+    c.pattern = _text(c.pattern, "conditions.pattern", path, optional=True)
+    c.table = _text(c.table, "conditions.table", path, optional=True)
+    if (c.pattern is None) == (c.table is None):
+        raise SqtoolError(f"{path}: conditions: give one of pattern (a regex on the path with a group "
+                          "'condition') or table (columns recording,condition[,start_s,end_s])")
+    if fmt not in GENERIC_FORMATS:
+        raise SqtoolError(f"{path}: conditions: for generic formats ({', '.join(GENERIC_FORMATS)}); format {fmt} is a "
+                          "built-in layout (wrist_exercise's reader gives its activity from the file names)")
+    if c.pattern is not None:
+        try:
+            rx = re.compile(c.pattern)
+        except re.error as e:
+            raise SqtoolError(f"{path}: conditions.pattern is not a regular expression ({e})")
+        if "condition" not in rx.groupindex:
+            raise SqtoolError(f"{path}: conditions.pattern '{c.pattern}' has no group named condition; mark the "
+                              "part of the path that names it, e.g. \"_(?P<condition>walk|run|bike)\"")
+    else:
+        c.table = str(_resolve_path(c.table, path, data_root, must_exist=False))
+    return c
 
 
 def _check_stream(ch: Channel, fmt: str, key: str, path: Path) -> None:
@@ -883,6 +926,7 @@ def data_records(ref: DataRef, log=None, **kw) -> list:
     raise SqtoolError(f"--data {ref}: expected recordings or a dataset file, got a {ref.kind}")
 
 
-__all__ = ["DatasetFile", "Channel", "Subject", "LabelSource", "Windows", "Split", "DataRef", "parse_dataset",
+__all__ = ["DatasetFile", "Channel", "Subject", "Conditions",
+           "LabelSource", "Windows", "Split", "DataRef", "parse_dataset",
            "load_dataset_file", "load_builtin", "builtin_exclude", "builtin_names", "resolve_data", "data_records",
            "TASK_LABELS", "dataset_folders", "is_data_root", "one_dataset", "file_record"]

@@ -17,6 +17,9 @@ Generic formats (csv, npz, wfdb, edf, e4): each file under `ds.root` matching `d
                from its header's start and at its header's rate
     subject    fixed value / a column (constant within the file) / a regex on the path (default: file stem; e4: the
                session folder's name, `default_subject`)
+    conditions a regex's group 'condition' on the path (a pattern matching no recording: one line) or the condition
+               table's rows -> meta["condition"] / meta["condition_segments"] (`_conditions`;
+               `record.window_conditions`)
     labels     hr, rr, a custom label (its unit, its range): kind "window" (times = window starts every hop_s,
                  window_s long, windows fully inside)
                  column -> the mean of the column's finite samples over each window (NaN / Inf samples are
@@ -33,11 +36,12 @@ Generic formats (csv, npz, wfdb, edf, e4): each file under `ds.root` matching `d
                rhythm: table rows of this recording -> kind "class" (per recording, or per segment with
                  times = start_s and meta["rhythm_end_s"]); bp -> "sbp", "dbp" (value, mmHg);
                quality: column -> per-sample flags (kind "flags"); table -> value 1 good / 0 poor
-    tables     `LabelTable`, read once: columns recording + rhythm / sbp, dbp / quality (rhythm segments:
-               start_s and end_s); a missing column, a text cell in a numeric one, a row naming no recording under
-               root, rows of one recording that disagree (or overlapping segments of different rhythms) are one
-               line naming the table; recordings without a row are said (count, an example) and kept in
-               ds.report["no_label_row"] {label: {table, records, of, example}}
+    tables     `LabelTable`, read once: columns recording + rhythm / sbp, dbp / quality / condition (rhythm and
+               condition segments: start_s and end_s; a condition table's other columns refused); a missing column, a
+               text cell in a numeric one, a row naming no recording under root, rows of one recording that disagree
+               (or overlapping segments of different rhythms) are one line naming the table; recordings without a row
+               are said (count, an example) and kept in ds.report["no_label_row"] {label: {table, records, of,
+               example}}
     check      readers.check_record: rates, NaN, flat PPG, labels inside the signal; hr, rr, sbp, dbp inside
                PLAUSIBLE (hr 20-300 BPM, rr 2-80 breaths/min, sbp 40-300, dbp 10-200 mmHg) and sbp > dbp, else one
                line naming the file, the label, how many values and one (built-in layouts' task labels too)
@@ -169,6 +173,9 @@ def _whole_file_checks(ds: DatasetFile, recs: list[Record], tables: dict, bad: l
         if line := stamp_hint(ds, name, recs) or rate_note(ds, name, recs):
             from sqtool.data.dataset_tasks import warn
             warn(line)
+    if ds.conditions.pattern is not None and recs and not any(map(has_condition, recs)):
+        raise SqtoolError(f"{ds.path}: conditions.pattern '{ds.conditions.pattern}' matches none of the {len(recs)} "
+                          f"recordings' paths under {ds.root} (e.g. {recs[0].record_id}); no window has a condition")
     ds.report["hr_doubtful"] = int(sum(r.meta.get("hr_doubtful", 0) for r in recs))
     for r in recs:                          # why, by reason (ecg.REASONS / STRAP_REASONS): data inspect says them
         for k, n in r.meta.get("hr_reasons", {}).items():
@@ -235,6 +242,8 @@ def unit_files(ds: DatasetFile, unit) -> list[Path]:
 def _tables(ds: DatasetFile, files: list[Path] | None = None) -> dict:
     """label -> its LabelTable (generic formats), each read once; with `files`, their recording names checked."""
     tables = {name: LabelTable(ds, name) for name, src in ds.labels.items() if src.table is not None}
+    if ds.conditions.table is not None:
+        tables["condition"] = LabelTable(ds, "condition", ds.conditions.table)
     if files is not None:
         for t in tables.values():
             t.check_names(ds, files)
@@ -495,6 +504,7 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
         if unread := [f"{k} ({len(cols[k])},)" for k in names if k not in used]:   # as the bare reader names them
             rec.meta["unread_arrays"] = unread                                     # (data inspect's note)
     _labels(ds, rec, cols, names, row_fs, where, tables or {}, grid)
+    _conditions(ds, rec, rel, tables or {})
     from sqtool.data.readers import check_record
     return check_record(rec)
 
@@ -832,6 +842,29 @@ def _subject(ds: DatasetFile, cols, names, rel: str, default: str, where: str) -
     if "subject" in cols and "subject" not in names:     # an NPZ's own `subject` member, as read_npz reads it
         return str(cols["subject"])
     return default
+
+
+def _conditions(ds: DatasetFile, rec: Record, rel: str, tables: dict) -> None:
+    """The recording's condition(s) into its meta (`record.window_conditions` reads them): conditions.pattern's group
+    'condition' in its path relative to root (no match: none), or its rows of the condition table (one: the whole
+    recording's; start_s / end_s: meta["condition_segments"], in time order)."""
+    c = ds.conditions
+    if c.pattern is not None:
+        m = re.search(c.pattern, rel)
+        if m and m.group("condition"):
+            rec.meta["condition"] = m.group("condition")
+    elif c.table is not None:
+        rows = tables["condition"].rows(rec)
+        if len(rows) and "start_s" in rows.columns:
+            rows = rows.sort_values("start_s", kind="stable")
+            rec.meta["condition_segments"] = [[float(a), float(b), str(k)] for a, b, k in
+                                              zip(rows["start_s"], rows["end_s"], rows["condition"])]
+        elif len(rows):
+            rec.meta["condition"] = str(rows["condition"].iloc[0])
+
+
+def has_condition(rec: Record) -> bool:
+    return bool(rec.meta.get("condition") or rec.meta.get("condition_segments"))
 
 
 # ----------------------------------------------------------------------------- labels
@@ -1188,14 +1221,16 @@ def grid_offset(t: np.ndarray, step: float, tol: float) -> float:
     return round(r0, 6) if same.all() and tol < r0 < step - tol else 0.0
 
 
-TABLE_COLUMNS = {"rhythm": ("rhythm",), "bp": ("sbp", "dbp"), "quality": ("quality",)}   # besides `recording`
-SEGMENT_COLUMNS = ("start_s", "end_s")          # rhythm: per segment when the table gives both
+TABLE_COLUMNS = {"rhythm": ("rhythm",), "bp": ("sbp", "dbp"), "quality": ("quality",),   # besides `recording`
+                 "condition": ("condition",)}   # a dataset file's conditions: {table} (record meta, not a label)
+SEGMENT_COLUMNS = ("start_s", "end_s")          # rhythm, condition: per segment when the table gives both
+SEGMENTED = ("rhythm", "condition")
 
 
 def read_table(path: str, label: str):
     """Label table `path` of label `label` (a DataFrame, columns lower-case): one line naming the file and a
-    missing column (`recording` and TABLE_COLUMNS[label]; start_s without end_s or the reverse) or a text cell
-    in a numeric column."""
+    missing column (`recording` and TABLE_COLUMNS[label]; start_s without end_s or the reverse), a text cell
+    in a numeric column, or (conditions) a column of none of those names."""
     import pandas as pd
 
     from sqtool.data.readers._common import numeric_column, read_csv
@@ -1207,13 +1242,16 @@ def read_table(path: str, label: str):
         if c not in df.columns:
             raise SqtoolError(f"{path}: the {label} table has no '{c}' column (needs {', '.join(need)}; has {have})")
     seg = [c for c in SEGMENT_COLUMNS if c in df.columns]
-    if label == "rhythm" and len(seg) == 1:
+    if label in SEGMENTED and len(seg) == 1:
         lack = next(c for c in SEGMENT_COLUMNS if c not in seg)
-        raise SqtoolError(f"{path}: the rhythm table has '{seg[0]}' but no '{lack}' column (segments need both; "
+        raise SqtoolError(f"{path}: the {label} table has '{seg[0]}' but no '{lack}' column (segments need both; "
                           f"has {have})")
+    if label == "condition" and (other := [c for c in df.columns if c not in (*need, *SEGMENT_COLUMNS)]):
+        raise SqtoolError(f"{path}: the condition table has an unknown column '{other[0]}' (its columns: "
+                          f"{', '.join((*need, *SEGMENT_COLUMNS))}; has {have})")
     for c in [*(TABLE_COLUMNS[label] if label == "bp" else ()), *seg]:     # numbers: empty is NaN, text an error
         df[c] = numeric_column(df, c, path)
-    for c in ("recording", label) if label in ("rhythm", "quality") else ("recording",):   # names: never empty
+    for c in ("recording", label) if label in ("rhythm", "quality", "condition") else ("recording",):   # names
         text = df[c].map(lambda v: "" if pd.isna(v) else str(v).strip())
         if (text == "").any():
             raise SqtoolError(f"{path}: row {int(np.argmax(text == '')) + 1} has no {c} (an empty cell)")
@@ -1286,9 +1324,8 @@ class LabelTable:
     recordings without a row are reported (`report_unlabelled`). Class tables resolve their classes once:
     `positive` holds the table's spellings of the af classes (rhythm) or of the good ones (quality)."""
 
-    def __init__(self, ds: DatasetFile, label: str):
-        src = ds.labels[label]
-        self.path, self.label = src.table, label
+    def __init__(self, ds: DatasetFile, label: str, table: str | None = None):
+        self.path, self.label = table or ds.labels[label].table, label      # table: conditions.table
         self.df = read_table(self.path, label)
         self.keys = self.df["recording"]
         self._at = {k: list(v) for k, v in self.df.groupby("recording", sort=False).indices.items()}  # name -> rows
@@ -1311,7 +1348,7 @@ class LabelTable:
         """The rows of `rec` (by record id or file stem); rows that disagree are one line naming the recording."""
         stem = Path(rec.source).name.split(".")[0]
         rows = self.df.iloc[sorted(set(self._at.get(rec.record_id, [])) | set(self._at.get(stem, [])))]
-        if self.label == "rhythm" and "start_s" in rows.columns:
+        if self.label in SEGMENTED and "start_s" in rows.columns:
             self._check_segments(rec, rows)
         elif len(rows) > 1:
             cols = list(TABLE_COLUMNS[self.label])
@@ -1323,7 +1360,7 @@ class LabelTable:
 
     def _check_segments(self, rec: Record, rows) -> None:
         s, e = rows["start_s"].to_numpy(float), rows["end_s"].to_numpy(float)
-        c = rows["rhythm"].to_numpy()
+        c = rows[self.label].to_numpy()
         for i in range(len(rows)):
             if not e[i] > s[i]:
                 raise SqtoolError(f"{self.path}: recording {rec.record_id}: row {rows.index[i] + 1} has start_s "
@@ -1331,10 +1368,17 @@ class LabelTable:
             for j in range(i):
                 if s[j] < e[i] and s[i] < e[j] and c[i] != c[j]:
                     raise SqtoolError(f"{self.path}: recording {rec.record_id}: segments {s[j]:g}-{e[j]:g} s "
-                                      f"({c[j]}) and {s[i]:g}-{e[i]:g} s ({c[i]}) overlap with different rhythms")
+                                      f"({c[j]}) and {s[i]:g}-{e[i]:g} s ({c[i]}) overlap with different "
+                                      f"{self.label}s")
 
     def report_unlabelled(self, ds: DatasetFile, recs: list[Record], say) -> None:
         """Recordings this table gives no row: said (one line: count, an example) and in ds.report["no_label_row"]."""
+        if self.label == "condition":
+            lack = [str(r.record_id) for r in recs if not has_condition(r)]
+            if lack:
+                say(f"{ds.name}: {len(lack)} of {len(recs)} recordings have no row in {self.path}, e.g. {lack[0]}: "
+                    "no condition (its windows count under none)")
+            return
         lack = [str(r.record_id) for r in recs if LABEL_OF_TABLE[self.label] not in r.labels]
         if lack:
             ds.report["no_label_row"][self.label] = {"table": self.path, "records": len(lack), "of": len(recs),

@@ -11,6 +11,12 @@ sampling rate, plus labels with their own time base. Canonical channel names:
 A `Label` is either a value per event (`times` in seconds, `values` per time: e.g. BPM per window
 centre, breath times, per-sample artifact flags) or a single value for the whole record (`times`
 None, `values` a 0-d or 1-d array: e.g. systolic BP, rhythm class, quality good/poor).
+
+The activity a recording was made in (its condition: sit, walk, run, bike, ...) is record meta, not a label: no task
+learns it, a report groups its windows by it (`sqtool bench`'s table by condition). meta["condition"]: the whole
+recording's (the wrist_exercise reader's file stem, a dataset file's `conditions: {pattern}`);
+meta["condition_segments"]: [[start_s, end_s, condition], ...], a protocol of timed segments (`conditions: {table}`
+with start_s, end_s). `window_conditions` reads them for windows.
 """
 from __future__ import annotations
 
@@ -276,3 +282,17 @@ def values_at(times, values, t, tol: float = 1e-6) -> np.ndarray:
     left = np.maximum(j - 1, 0)
     j = np.where(np.abs(times[left] - t) <= np.abs(times[j] - t), left, j)     # the nearest time
     return np.where(np.abs(times[j] - t) <= tol, values[j], np.nan)
+
+
+NO_CONDITION = ""           # a window outside every condition (`window_conditions`)
+
+
+def window_conditions(record: Record, t0, window_s: float) -> np.ndarray:
+    """(W,) str: the condition of each window starting at `t0` (seconds from the record's start), window_s long: the
+    segment of meta["condition_segments"] holding the window's CENTRE (start_s <= centre < end_s; a window across two
+    segments is its centre's), else meta["condition"], else NO_CONDITION (module docstring)."""
+    centre = np.asarray(t0, float) + float(window_s) / 2
+    out = np.full(centre.shape, str(record.meta.get("condition") or NO_CONDITION), dtype=object)
+    for start, end, name in record.meta.get("condition_segments") or ():
+        out[(centre >= float(start)) & (centre < float(end))] = str(name)
+    return out

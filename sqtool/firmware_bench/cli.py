@@ -11,7 +11,9 @@ rate, track it causally (tracker.py, optionally gated by the model's quality out
 against the ECG truth; run the classic spectral baseline (baseline.py) on the same windows; check the
 firmware's int8 outputs bit for bit (double rounding vs TFLite Micro, single rounding vs Brevitas);
 measure instructions per inference (QEMU plugin / callgrind), flash, RAM and stack. Writes
-bench.json, bench.md and plots into the run dir and prints the tables.
+bench.json, bench.md, windows.csv (one row per window) and plots into the run dir and prints the tables; where the
+recordings carry an activity condition (`data.record.window_conditions`: wrist_exercise's file stems, a dataset.yaml's
+`conditions:`), accuracy by condition too (MAE, MAPE, bias, limits of agreement; bench.json per_condition).
 
 A time-domain model of another task (`report.Target`, `bench_target`): an rr, bp or custom-label model's first output
 is scored, window by window without a tracker, against the label its recordings carry (as predict compares it), beside
@@ -48,11 +50,11 @@ one, or whose parity failed (unless --allow-failed-parity), is refused. A runtim
 group that cannot run is an error (after the report is written); `all` and the default skip what the
 export does not allow.
 
-`--floor metric=value[,...]` (metric: mae, mae_tracked, gt10 (%), auroc (a class), exact (%), insns, flash_kb, ram_kb;
-prefix `runtime:` to restrict to one runtime) makes the command exit with status 3 when a metric
-misses its floor, or when no runtime that ran measured it (accuracy on unlabelled data, `exact` without its
-reference runtime): a CI gate fails closed. An accuracy floor (mae, mae_tracked, gt10, auroc) is checked on the scored
-subjects the model was not trained on (bench.json `seen_in_training` names the others; the floor line says
+`--floor metric=value[,...]` (metric: mae, mape (% of the reference), mae_tracked, gt10 (%), auroc (a class), exact
+(%), insns, flash_kb, ram_kb; prefix `runtime:` to restrict to one runtime) makes the command exit with status 3 when
+a metric misses its floor, or when no runtime that ran measured it (accuracy on unlabelled data, `exact` without its
+reference runtime): a CI gate fails closed. An accuracy floor (mae, mape, mae_tracked, gt10, auroc) is checked on the
+scored subjects the model was not trained on (bench.json `seen_in_training` names the others; the floor line says
 "held-out N of M subjects"), and counts as not measured when every scored subject was seen in training, unless
 `--floor-on-seen` lets it gate on them.
 """
@@ -98,8 +100,8 @@ class BenchConfig:
                                                                      "exit code 3 when one is missed or "
                                                                      "not measured (default: none)"})
     floor_on_seen: bool = field(default=False, metadata={
-        "help": "let accuracy floors (mae, mae_tracked, gt10) count subjects the model was trained on; without it "
-                "they are checked on held-out subjects only, and not measured (exit 3) when none was scored"})
+        "help": "let accuracy floors (mae, mape, mae_tracked, gt10) count subjects the model was trained on; without "
+                "it they are checked on held-out subjects only, and not measured (exit 3) when none was scored"})
     compare: list[str] = field(default_factory=list, metadata={
         "help": "instead of a bench: two bench runs (folders or bench.json) of the same recordings: per-subject MAE "
                 "of A and B, B - A with its 95 % t-interval and sign-flip p over the subjects (compare.md, "
@@ -209,7 +211,7 @@ def next_step(res: dict) -> str:
 
 # ----------------------------------------------------------------------------- floors
 
-_FLOOR = {"mae": ("metrics.mae", "max"), "mae_tracked": ("metrics_tracked.mae", "max"),
+_FLOOR = {"mae": ("metrics.mae", "max"), "mape": ("metrics.mape", "max"), "mae_tracked": ("metrics_tracked.mae", "max"),
           "gt10": ("gt10_pct", "max"), "auroc": ("metrics.auroc", "min"), "exact": ("exact_pct", "min"),
           "insns": ("instructions_per_inference", "max"), "flash_kb": ("flash_kb", "max"),
           "ram_kb": ("ram_kb", "max")}
@@ -242,7 +244,8 @@ def _get(row: dict, path: str):
 
 
 # accuracy floors depend on which subjects are scored: metric -> (per_subject value, its window count)
-_SUBJECT_FLOOR = {"mae": ("mae", "n"), "mae_tracked": ("mae_tracked", "n_tracked"), "gt10": ("gt10_pct", "n")}
+_SUBJECT_FLOOR = {"mae": ("mae", "n"), "mape": ("mape", "n"), "mae_tracked": ("mae_tracked", "n_tracked"),
+                  "gt10": ("gt10_pct", "n")}
 # ... and those that do not pool from subjects' values (an AUROC ranks windows across subjects): the row's metric over
 # the held-out subjects' windows, which run_bench writes
 _HELD_OUT_FLOOR = {"auroc": "metrics_held_out.auroc"}
@@ -250,12 +253,14 @@ _HELD_OUT_FLOOR = {"auroc": "metrics_held_out.auroc"}
 
 def check_floor_metrics(floors, target: Target, what: str) -> None:
     """One line for a --floor the target cannot measure: heart rate's (the tracker, > 10 BPM) on another task, an
-    MAE on a class's logit, an AUROC on a regression output."""
-    own = ("mae", "mae_tracked", "gt10") if target.tracked else ("auroc",) if target.kind == "class" else ("mae",)
+    MAE or MAPE on a class's logit, an AUROC on a regression output."""
+    own = (("mae", "mape", "mae_tracked", "gt10") if target.tracked else ("auroc",) if target.kind == "class" else
+           ("mae", "mape"))
     cost = ("exact", "insns", "flash_kb", "ram_kb")
     for _, m, _ in floors:
         if m not in own + cost:
             whose = ("heart rate's (the tracker, > 10 BPM)" if m in ("mae_tracked", "gt10") else
+                     "a regression output's (% of its reference)" if m == "mape" else
                      "a class's (its logit's ranking)" if m == "auroc" else "a regression output's")
             raise SqtoolError(f"--floor {m}: {whose}; {what}: its floors are {', '.join(own + cost)}")
 
@@ -621,8 +626,8 @@ def classic_row(target: Target, md: dict, recs, reps, X: np.ndarray, truth: np.n
 
 # a --force'd folder's earlier bench files (bench_run_dir), until this run's result is written; hidden
 EARLIER = ".earlier_bench.json"
-REPORTS = ("bench.json", "bench.md", "compare.md")       # a bench's report (its plots: bench.json lists them) or a
-                                                          # --compare's
+REPORTS = ("bench.json", "bench.md", "windows.csv", "compare.md")   # a bench's report (its plots: bench.json lists
+                                                                     # them) or a --compare's
 
 
 def bench_run_dir(cfg, name: str) -> Path:
@@ -639,7 +644,7 @@ def bench_run_dir(cfg, name: str) -> Path:
             listed |= {str(p) for p in json.loads((run_dir / "bench.json").read_text()).get("plots") or ()}
         except (OSError, ValueError, AttributeError, TypeError):
             pass
-    note_earlier(run_dir, listed, EARLIER, (".json", ".md", ".png"))
+    note_earlier(run_dir, listed, EARLIER, (".json", ".md", ".csv", ".png"))
     save_config(run_dir, cfg)
     return run_dir
 
@@ -665,7 +670,7 @@ def finish_bench(res: dict, metrics: dict) -> None:
                   windows=p.get("windows"), runtimes=[r["runtime"] for r in res.get("runtimes", [])
                                                       if r.get("status") == "ok"])
     write_metrics(run_dir, metrics)
-    drop_bench_earlier(run_dir, {"bench.json", "bench.md", *res.get("plots", ())})
+    drop_bench_earlier(run_dir, {"bench.json", "bench.md", "windows.csv", *res.get("plots", ())})
     failed = [r for r in res.get("runtimes", []) if r["status"] == "error"]
     if failed:
         raise SqtoolError(f"runtime {failed[0]['runtime']} cannot run: {failed[0]['error']} (report in {run_dir})")
@@ -693,8 +698,8 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     from sqtool.firmware_bench import mcu
     from sqtool.firmware_bench import runtimes as R
     from sqtool.firmware_bench.provenance import model_provenance, provenance_warnings
-    from sqtool.firmware_bench.report import (class_metrics, hr_metrics, runtime_line, subjects_auroc,
-                                              target_metrics, write_report)
+    from sqtool.firmware_bench.report import (class_metrics, condition_scores, hr_metrics, runtime_line,
+                                              subjects_auroc, target_metrics, write_report)
     from sqtool.firmware_bench.stream import FILTERS, StreamSpec, at_stream_rate, record_matrix, replay
     from sqtool.data.hr_tracker import track
 
@@ -762,6 +767,9 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     bounds = np.cumsum([0] + [len(rp) for rp in reps])
     from sqtool.data.record import subject_key
     subj = np.concatenate([[subject_key(rec.dataset, rec.subject)] * len(rp) for rec, rp in zip(recs, reps)])
+    from sqtool.data.record import window_conditions
+    cond = np.concatenate([window_conditions(rec, rp.t0, spec.window_s) for rec, rp in zip(recs, reps)])  # "": none
+    by_condition = target.scored and target.kind != "class"          # a value's per_condition (MAE, MAPE, bias, LoA)
     signal_s = float(sum(r.meta.get("tiled_from_s") or r.duration(spec.channels[0]) for r in recs))   # not tiled
     labelled = bool(np.isfinite(truth).any())         # False: cost and fidelity only (accuracy not measured)
     not_measured = not_measured_line(target, md)
@@ -845,6 +853,9 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
         if name.startswith("mcu_"):
             row["instructions_tool"] = "QEMU TCG plugin insn_count (between sq_bench_begin/end)"
         row["per_subject"] = subject_scores(hr[:len(y)], trk[:len(y)], truth[:len(y)], subj[:len(y)], target)
+        if by_condition and (by := condition_scores(hr[:len(y)], truth[:len(y)], cond[:len(y)], subj[:len(y)],
+                                                    target.gt)) is not None:
+            row["per_condition"] = by
         if target.kind == "class":
             row["by_subject"] = subjects_auroc(row["per_subject"])
         hrs[name] = hr
@@ -879,6 +890,8 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     bl_raw = None
     if bl is not None:
         bl_raw, bl_hr = bl
+        if by_condition and (by := condition_scores(bl_raw, truth, cond, subj, target.gt)) is not None:
+            base["per_condition"] = by                    # before its tracker, as the runtimes' rows
         if target.kind == "class":                        # per patient, as the runtimes' rows
             base["per_subject"] = subject_scores(bl_raw, bl_hr, truth, subj, target)
             base["by_subject"] = subjects_auroc(base["per_subject"])
@@ -914,7 +927,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
                      (f"fidelity: {target.output} against the reference runtime's, over the windows both ran: mean "
                       f"/ max |difference| ({target.unit}) and % of windows within {SAME_HR_BPM:g} {target.unit}.")],
            "series": {"records": [{"record_id": rp.record_id, "subject": str(rec.subject), "dataset": str(rec.dataset),
-                                   "t0": rp.t0.tolist(), "truth": truth[a:b].tolist()}
+                                   "t0": rp.t0.tolist(), "truth": truth[a:b].tolist(), "condition": cond[a:b].tolist()}
                                   for rec, rp, a, b in zip(recs, reps, bounds[:-1], bounds[1:])],
                       "pred": series_pred, "pred_tracked": series_trk, "latency_ms": lat}}
     res["labelled"] = labelled

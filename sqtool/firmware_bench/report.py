@@ -1,8 +1,8 @@
 """Benchmark report: metrics, tables (terminal + Markdown), bench.json and plots.
 
-    m = hr_metrics(pred, truth)                 # MAE, fraction with |err| > 10 BPM, RMSE, bias, n
+    m = hr_metrics(pred, truth)                 # MAE, MAPE, fraction with |err| > 10 BPM, RMSE, bias, n
     text = tables(result)                       # what `sqtool bench` prints (yolo-benchmark style)
-    write_report(run_dir, result)               # bench.json, bench.md, bland_altman.png (with truth),
+    write_report(run_dir, result)               # bench.json, bench.md, windows.csv, bland_altman.png (with truth),
                                                 # hr_over_time.png, latency.png
     line = runtime_line(row)                    # the progress line printed as a runtime finishes
 
@@ -68,15 +68,18 @@ def target_of(res: dict) -> Target:
 def hr_metrics(pred: np.ndarray, truth: np.ndarray, gt: float | None = GT) -> dict:
     """Error statistics over windows with a truth value; windows without a prediction count as misses
     in `coverage` and are left out of the error statistics. gt10: the fraction beyond `gt` (heart rate's 10 BPM;
-    None for a quantity without one)."""
+    None for a quantity without one); mape: % of the reference (`core.metrics.mape`; None where a reference is not
+    above 0)."""
+    from sqtool.core.metrics import mape
     pred, truth = np.asarray(pred, float), np.asarray(truth, float)
     has = np.isfinite(truth)
     ok = has & np.isfinite(pred)
     if not ok.any():
-        return {"n": int(has.sum()), "coverage": 0.0, "mae": None, "rmse": None, "bias": None, "gt10": None}
+        return {"n": int(has.sum()), "coverage": 0.0, "mae": None, "mape": None, "rmse": None, "bias": None,
+                "gt10": None}
     e = pred[ok] - truth[ok]
     return {"n": int(has.sum()), "coverage": float(ok.sum() / max(1, has.sum())), "mae": float(np.abs(e).mean()),
-            "rmse": float(np.sqrt((e ** 2).mean())), "bias": float(e.mean()),
+            "mape": mape(truth[ok], pred[ok]), "rmse": float(np.sqrt((e ** 2).mean())), "bias": float(e.mean()),
             "gt10": None if gt is None else float((np.abs(e) > gt).mean())}
 
 
@@ -89,7 +92,8 @@ def class_metrics(logit: np.ndarray, truth: np.ndarray) -> dict:
     has = np.isfinite(truth)
     ok = has & np.isfinite(logit)
     out = {"n": int(has.sum()), "coverage": float(ok.sum() / max(1, has.sum())), "positives": int((truth[ok] > 0.5).sum()),
-           "auroc": None, "f1": None, "accuracy": None, "mae": None, "rmse": None, "bias": None, "gt10": None}
+           "auroc": None, "f1": None, "accuracy": None, "mae": None, "mape": None, "rmse": None, "bias": None,
+           "gt10": None}
     if ok.any():
         y, yhat = truth[ok] > 0.5, logit[ok] > 0.0
         a = auroc(y, logit[ok])
@@ -109,6 +113,76 @@ def subjects_auroc(per_subject: dict) -> dict:
     `class_metrics`), their count and the count of subjects scored; {} when none holds both."""
     v = [s["auroc"] for s in per_subject.values() if s.get("auroc") is not None]
     return {"mean": float(np.mean(v)), "subjects": len(v), "of": len(per_subject)} if v else {}
+
+
+NONE_ROW = "(none)"          # the table by condition's row of the windows without one (so its windows sum to all)
+
+
+def condition_scores(pred: np.ndarray, truth: np.ndarray, conditions: np.ndarray, subjects: np.ndarray,
+                     gt: float | None = GT) -> dict | None:
+    """By activity condition (`data.record.window_conditions`, "" = none: NONE_ROW, last): `spectral.hr_scores`
+    (n: scored windows, MAE, MAPE, bias, loa95, ...) of the windows with truth in it, and `subjects`, how many subjects
+    have a scored window there; bench.json's per_condition of a runtime. None when no window has a condition (the
+    report is then as without them)."""
+    from sqtool.firmware_bench.spectral import hr_scores
+    conditions = np.asarray(conditions, dtype=object)
+    if not (conditions != "").any():
+        return None
+    pred, truth, subjects = np.asarray(pred, float), np.asarray(truth, float), np.asarray(subjects)
+    out = {}
+    for c in sorted(set(conditions.tolist()) - {""}) + ([""] if (conditions == "").any() else []):
+        m = conditions == c
+        d = hr_scores(pred[m], truth[m], gt=gt)
+        d["subjects"] = len(set(subjects[m & np.isfinite(truth) & np.isfinite(pred)].tolist()))
+        out[c or NONE_ROW] = d
+    return out
+
+
+WINDOWS_CSV = "windows.csv"
+
+
+def write_windows_csv(run_dir, columns: dict) -> str:
+    """windows.csv: one row per window of the bench, `columns` (name -> (N,) values) in their order: record, subject,
+    t0_s (its start, s from the recording's), condition ("" = none), truth and each runtime's estimate (the target's
+    unit, before any tracker; empty = none): what a validation recomputes its own statistics from. Returns its name."""
+    import csv
+    import io
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(list(columns))
+    cols = [np.asarray(v) for v in columns.values()]
+    for i in range(len(cols[0]) if cols else 0):
+        w.writerow(["" if isinstance(v[i], (float, np.floating)) and not np.isfinite(v[i]) else
+                    f"{v[i]:.6f}" if isinstance(v[i], (float, np.floating)) else str(v[i]) for v in cols])
+    atomic_write_text(Path(run_dir) / WINDOWS_CSV, buf.getvalue())
+    return WINDOWS_CSV
+
+
+def condition_lines(rows: list[dict], unit: str = "BPM", seen: int = 0) -> list[str]:
+    """bench.md's table by condition: one row per condition, for each of `rows` (the primary runtime, the baseline)
+    that has per_condition, its windows, subjects, MAE, MAPE, bias and 95 % limits of agreement; [] when none has.
+    `seen`: scored subjects the model was trained on, counted in it (said in its title; the spectral bench's held-out
+    subjects' figures by condition: bench.json held_out.per_condition)."""
+    rows = [r for r in rows if r and r.get("per_condition")]
+    if not rows:
+        return []
+    names = list(dict.fromkeys(c for r in rows for c in r["per_condition"]))
+    body = []
+    for c in names:
+        line = [c]
+        for r in rows:
+            m = r["per_condition"].get(c) or {}
+            loa = m.get("loa95")
+            line += [_f(m.get("n"), "{:d}"), _f(m.get("subjects"), "{:d}"), _f(m.get("mae")),
+                     _f(m.get("mape"), "{:.1f}"), _f(m.get("bias"), "{:+.2f}"),
+                     "-" if not loa else f"{loa[0]:+.1f}..{loa[1]:+.1f}"]
+        body.append(line)
+    head = ["condition"] + sum(([f"{r['runtime']} windows", "subjects", f"MAE {unit}", "MAPE %", f"bias {unit}",
+                                 f"LoA 95% {unit}"] for r in rows), [])
+    also = f"; counts the {seen} subject{'s' if seen != 1 else ''} seen in training" if seen else ""
+    none = f"; {NONE_ROW}: windows without a condition" if NONE_ROW in names else ""
+    return (["", f"by condition ({unit}, windows with truth; MAPE: % of the reference; LoA: bias +- 1.96 SD"
+                 f"{none}{also})"] + _table(head, body))
 
 
 def _f(v, fmt="{:.2f}", none="-"):
@@ -211,8 +285,8 @@ def tables(res: dict) -> str:
                         _f(m.get("f1"), "{:.3f}"), _f(None if m.get("accuracy") is None else 100 * m["accuracy"],
                                                        "{:.1f}"), _f(m.get("positives"), "{:d}")] + n)
         else:
-            acc.append([r["runtime"], r["status"], r.get("precision", ""), _f(m.get("mae")), _f(m.get("rmse")),
-                        _f(m.get("bias"), "{:+.2f}")]
+            acc.append([r["runtime"], r["status"], r.get("precision", ""), _f(m.get("mae")), _f(m.get("mape")),
+                        _f(m.get("rmse")), _f(m.get("bias"), "{:+.2f}")]
                        + ([_f(None if m.get("gt10") is None else 100 * m["gt10"], "{:.1f}")] if tg.gt is not None
                           else [])
                        + ([_f(mt.get("mae"))] if tg.tracked else []) + n)
@@ -242,7 +316,7 @@ def tables(res: dict) -> str:
     elif tg.scored:
         out += ["", f"accuracy ({u}, windows with {tg.truth})" if labelled else
                 "accuracy: not measured (no truth)"]
-        out += _table(["runtime", "status", "precision", f"MAE {u}", f"RMSE {u}", f"bias {u}"]
+        out += _table(["runtime", "status", "precision", f"MAE {u}", "MAPE %", f"RMSE {u}", f"bias {u}"]
                       + ([f">{tg.gt:g} {u} %"] if tg.gt is not None else [])
                       + ([f"MAE tracked {u}"] if tg.tracked else []) + ["windows"], acc)
     else:                                             # a class's logit: no MAE to tabulate, each runtime's status
@@ -271,6 +345,9 @@ def tables(res: dict) -> str:
         out += ["", f"C front end ({', '.join(names)}: c/sq_window.c, {fe['fs_in']:g} Hz device samples) against the "
                     f"stream's int8 inputs: {fe['windows']} windows, codes equal {_f(fe['codes_equal_pct'], '{:.3f}')} "
                     f"%, windows equal {_f(fe['windows_equal_pct'], '{:.1f}')} %, at most {fe['max_lsb']} LSB apart"]
+    if labelled and not cls:
+        out += condition_lines([r for r in res["runtimes"] if r["runtime"] == res.get("primary")] + [res["baseline"]],
+                               u, seen=len(seen))
     subj = per_subject(res) if labelled else []
     if subj and cls:
         cols = [k for k in (res.get("primary"), "baseline") if k and k in subj[0]]
@@ -436,7 +513,8 @@ def _roc_plot(run_dir: Path, tg: Target, series: dict, cols: list[str], recs: li
 
 
 def write_report(run_dir, res: dict) -> list[str]:
-    """bench.json (everything but the bulky series), bench.md (tables + plots), the plots."""
+    """bench.json (everything but the bulky series), bench.md (tables + plots), the plots, windows.csv (the series,
+    one row per window: `write_windows_csv`)."""
     run_dir = Path(run_dir)
     plots = _plots(run_dir, res)
     slim = {k: v for k, v in res.items() if k != "series"}
@@ -451,6 +529,15 @@ def write_report(run_dir, res: dict) -> list[str]:
     if notes:
         md += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     atomic_write_text(run_dir / "bench.md", "\n".join(md) + "\n")
+    recs, pred = (res.get("series") or {}).get("records") or [], (res.get("series") or {}).get("pred") or {}
+    if recs:                                          # one row per window: record, subject, t0, condition, values
+        write_windows_csv(run_dir, {
+            "record": np.concatenate([[r["record_id"]] * len(r["t0"]) for r in recs]),
+            "subject": np.concatenate([[r.get("key") or r["subject"]] * len(r["t0"]) for r in recs]),
+            "t0_s": np.concatenate([np.asarray(r["t0"], float) for r in recs]),
+            "condition": np.concatenate([np.asarray(r.get("condition") or [""] * len(r["t0"]), object) for r in recs]),
+            "truth": np.concatenate([np.asarray(r["truth"], float) for r in recs]),
+            **{k: np.concatenate([np.asarray(v, float) for v in pred[k]]) for k in pred}})
     return plots
 
 

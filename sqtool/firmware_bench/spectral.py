@@ -25,15 +25,16 @@ the data root, or one file):
     student_int8 checkpoint it is built from is not there: an export folder copied without its source run).
     Every recording is replayed at the export's sensor count (SQ_FE_N_PPG, `fit_sensors`), for every runtime
     alike: an extra sensor is left out, a missing second one repeats the first (said in one note line).
- 4. scores per runtime: decoded HR and per-window argmax HR against truth (MAE, RMSE, bias, 95 % limits of
-    agreement, 95 % CI of the MAE: a t-interval over subjects, or batch means of windows when fewer than 3 (no
-    interval from fewer than 3 batches), > 10 BPM %), per subject and per recording; fidelity against a reference runtime (int8 logits: exact
-    windows %, max LSB; decoded HR: mean / max difference); host latency per window; instructions / flash /
-    RAM on the emulated MCU; the classic baseline (`baseline.py`) on the same windows at the notch and PPG sensors
-    the model's quantize run chose on its training subjects (`baseline_setting`: metadata.json classic_baseline,
-    the model card's baseline; an export without it: the default notch) and the sensors the runtimes read
-    (`baseline_sensors`: with two, the mean of their spectra, as the front end averages them; bench.md names
-    the setting and the sensors). Without truth, accuracy is reported as not measured and cost and fidelity still are.
+ 4. scores per runtime: decoded HR and per-window argmax HR against truth (MAE, RMSE, bias, 95 % limits of agreement,
+    95 % CI of the MAE: a t-interval over subjects, or batch means of windows when fewer than 3 (no interval from
+    fewer than 3 batches), MAPE, > 10 BPM %), per subject, per recording and by activity condition
+    (`record.window_conditions`: the window's centre; only where recordings have one); fidelity against a reference
+    runtime (int8 logits: exact windows %, max LSB; decoded HR: mean / max difference); host latency per window;
+    instructions / flash / RAM on the emulated MCU; the classic baseline (`baseline.py`) on the same windows at the
+    notch and PPG sensors the model's quantize run chose on its training subjects (`baseline_setting`: metadata.json
+    classic_baseline, the model card's baseline; an export without it: the default notch) and the sensors the runtimes
+    read (`baseline_sensors`: with two, the mean of their spectra, as the front end averages them; bench.md names the
+    setting and the sensors). Without truth, accuracy is reported as not measured and cost and fidelity still are.
 
 A runtime named in --runtime (by name or through a group such as `torch`) that cannot run is an error
 (reported after bench.json is written); a default runtime, or one of `all`, that cannot run is skipped with
@@ -52,10 +53,12 @@ import numpy as np
 
 from sqtool.core import SqtoolError, load_shared_lib
 from sqtool.core.manifest import MissingArtifact, TamperedArtifact
-from sqtool.core.metrics import batch_means, block_windows, mae_batch_ci, ratio_t_interval, uncertainty_scores
-from sqtool.firmware_bench.report import (GT, HEART_RATE, _f, _table, as_markdown, covers_all,  # one table format
-                                          floors_line, left_out_lines, left_out_note, long_enough, panels_note,
-                                          primary_runtime, too_short)
+from sqtool.core.metrics import (batch_means, block_windows, mae_batch_ci, mape, ratio_t_interval,
+                                 uncertainty_scores)
+from sqtool.data.record import window_conditions
+from sqtool.firmware_bench.report import (GT, HEART_RATE, _f, _table, as_markdown, condition_lines,  # one table format
+                                          condition_scores, covers_all, floors_line, left_out_lines, left_out_note,
+                                          long_enough, panels_note, primary_runtime, too_short, write_windows_csv)
 
 FLOAT_RUNTIMES = ("torch_student", "onnx_float", "litert_float")
 INT8_RUNTIMES = ("brevitas_int8", "onnx_int8", "litert_int8", "tflm_int8", "c_host", "c_host_single",
@@ -520,20 +523,20 @@ def _mae_ci(err: np.ndarray, subjects: np.ndarray, recordings: np.ndarray, block
 
 def hr_scores(pred: np.ndarray, truth: np.ndarray, subjects: np.ndarray | None = None,
               recordings: np.ndarray | None = None, block: int = 1, gt: float | None = GT) -> dict:
-    """MAE, RMSE, bias, 95 % limits of agreement, > 10 BPM % (beyond `gt`; None for a quantity without one), n,
-    coverage; with each window's subject and recording, the 95 % CI of the MAE (`_mae_ci`: over subjects, or batches
-    of `block` windows when they are few)."""
+    """MAE, MAPE (% of the reference, `core.metrics.mape`), RMSE, bias, 95 % limits of agreement, > 10 BPM % (beyond
+    `gt`; None for a quantity without one), n, coverage; with each window's subject and recording, the 95 % CI of the
+    MAE (`_mae_ci`: over subjects, or batches of `block` windows when they are few)."""
     pred, truth = np.asarray(pred, float), np.asarray(truth, float)
     has = np.isfinite(truth)
     ok = has & np.isfinite(pred)
     if not ok.any():
         return {"n": int(has.sum()), "labelled": int(has.sum()), "coverage": 0.0 if has.any() else None,
-                "mae": None, "rmse": None,
+                "mae": None, "mape": None, "rmse": None,
                 "bias": None, "loa95": None, "mae_ci95": None, "gt10_pct": None}
     e = pred[ok] - truth[ok]
     sd = float(e.std(ddof=1)) if e.size > 1 else 0.0
     d = {"n": int(ok.sum()), "labelled": int(has.sum()), "coverage": float(ok.sum() / has.sum()),
-         "mae": float(np.abs(e).mean()),
+         "mae": float(np.abs(e).mean()), "mape": mape(truth[ok], pred[ok]),
          "rmse": float(np.sqrt((e ** 2).mean())), "bias": float(e.mean()),
          "loa95": [float(e.mean() - 1.96 * sd), float(e.mean() + 1.96 * sd)],
          "gt10_pct": None if gt is None else float(100 * (np.abs(e) > gt).mean())}
@@ -544,15 +547,18 @@ def hr_scores(pred: np.ndarray, truth: np.ndarray, subjects: np.ndarray | None =
 
 
 def held_out_scores(hr: np.ndarray, truth_held: np.ndarray, subj_key: np.ndarray, rec_key: np.ndarray, block: int,
-                    unc: tuple | None, span: float | None) -> dict:
+                    unc: tuple | None, span: float | None, conditions: np.ndarray | None = None) -> dict:
     """A runtime's scores over the subjects the model was not trained on only (`truth_held`: NaN on the others'
-    windows): pooled hr_scores, the mean of the subjects' MAEs, per subject, and the interval and confidence."""
+    windows): pooled hr_scores, the mean of the subjects' MAEs, per subject, the interval and confidence, and by
+    condition (`report.condition_scores`) where windows have one."""
     per = {k: v for k, v in grouped(hr, truth_held, subj_key).items() if v.get("mae") is not None}
     out = {"subjects": len(per), "metrics": hr_scores(hr, truth_held, subj_key, rec_key, block),
            "mae_mean_of_subjects": float(np.mean([v["mae"] for v in per.values()])) if per else None,
            "per_subject": per}
     if unc is not None:
         out["uncertainty"] = uncertainty_scores(hr, *unc, truth_held, span=span)
+    if conditions is not None and (by := condition_scores(hr, truth_held, conditions, subj_key)) is not None:
+        out["per_condition"] = by
     return out
 
 
@@ -659,6 +665,7 @@ def run_spectral_bench(cfg, art, records=None, log=print, warn_line=None) -> dic
     valid = np.concatenate([r.valid for r in recs])
     rec_key = np.concatenate([[r.record_id] * len(r.t0) for r in recs])
     subj_key = np.concatenate([[r.subject] * len(r.t0) for r in recs])
+    cond_key = np.concatenate([window_conditions(r.record, r.t0, float(md["window_s"])) for r in recs])   # "": none
     block = block_windows(float(md["model_cfg"]["hop_s"]))                      # of the MAE's CI, one-minute blocks
     N = len(codes)
     signal_s = float(sum(r.seconds for r in recs))
@@ -727,6 +734,8 @@ def run_spectral_bench(cfg, art, records=None, log=print, warn_line=None) -> dic
             row["gt10_pct"] = row["metrics"]["gt10_pct"]                 # top level, for --floor gt10
             row["per_subject"] = grouped(hr, truth, subj_key)
             row["per_record"] = grouped(hr, truth, rec_key)
+            if (by := condition_scores(hr, truth, cond_key, subj_key)) is not None:
+                row["per_condition"] = by
             for k in ("flash_bytes", "ram_bytes"):
                 if row.get(k) is not None:
                     row[k.replace("_bytes", "_kb")] = row[k] / 1024
@@ -773,6 +782,7 @@ def run_spectral_bench(cfg, art, records=None, log=print, warn_line=None) -> dic
                 "metrics": hr_scores(bl_hr, truth, subj_key, rec_key, block),
                 "metrics_untracked": hr_scores(bl_raw, truth),
                 "per_subject": grouped(bl_hr, truth, subj_key), "per_record": grouped(bl_hr, truth, rec_key),
+                **({"per_condition": by} if (by := condition_scores(bl_hr, truth, cond_key, subj_key)) else {}),
                 "seconds": time.perf_counter() - t}
         hrs["baseline"] = bl_hr
     except SqtoolError as e:
@@ -793,7 +803,8 @@ def run_spectral_bench(cfg, art, records=None, log=print, warn_line=None) -> dic
              "vs Brevitas) on nearly all; max dHR says what it moves. c_pipeline: every result field equal to the "
              "Python integer reference, per hop.",
              "MAE CI: 95 %, by the method the line under each table names (3 or more subjects: the t-interval over "
-             "the subjects); loa95: bias +- 1.96 SD (Bland-Altman limits of agreement).",
+             "the subjects); loa95: bias +- 1.96 SD (Bland-Altman limits of agreement); MAPE %: the mean of "
+             "|HR - truth| / truth x 100 over the scored windows (% of the reference heart rate).",
              f"in interval %: windows whose truth lies in the decoder's interval (lo..hi +- 0.5 BPM; nominal mass "
              f"{float(dec.get('interval', 0.9)):g}, calibrated for 90 % on the training subjects); top-80% conf MAE %: "
              "the MAE of the 80 % most confident windows (the decoder's conf output) relative to all windows' "
@@ -840,7 +851,7 @@ def run_spectral_bench(cfg, art, records=None, log=print, warn_line=None) -> dic
         for r in rows + [base]:
             if r["status"] == "ok" and r["runtime"] in hrs:
                 r["held_out"] = held_out_scores(hrs[r["runtime"]], truth_held, subj_key, rec_key, block,
-                                                uncs.get(r["runtime"]), calib_span)
+                                                uncs.get(r["runtime"]), calib_span, cond_key)
         if base.get("held_out"):
             for r in rows:
                 if r.get("held_out"):
@@ -973,13 +984,14 @@ def tables(res: dict) -> str:
         scored = round((m.get("coverage") or 0) * m.get("labelled", 0))         # windows with an estimate
         name = r["runtime"] + (f" ({scored} of {m['labelled']} windows)" if m and not covers_all(r) else "")
         rows.append([name, r["status"], r.get("precision", ""), _f(m.get("mae")),
-                     "-" if not ci else f"{ci[0]:.2f}-{ci[1]:.2f}", _f(m.get("rmse")), _f(m.get("bias")),
+                     "-" if not ci else f"{ci[0]:.2f}-{ci[1]:.2f}", _f(m.get("mape")), _f(m.get("rmse")),
+                     _f(m.get("bias")),
                      _f(m.get("gt10_pct"), "{:.1f}"), _f(None if cov is None else 100 * cov, "{:.1f}"),
                      _f(None if gate is None else -100 * gate, "{:+.0f}"), _f(stated), _f(a.get("mae")),
                      ex + (f" vs {r['exact_ref'].split(' ')[0]}" if r.get("exact_ref") else ""),
                      _f(r.get("max_lsb_diff"), "{:d}"), _f(fd.get("hr_diff_max"), "{:.3f}"),
                      _f(r.get("latency_ms_mean"), "{:.3f}")])
-    out += _table(["runtime", "status", "prec", "MAE BPM", "MAE 95% CI", "RMSE", "bias", ">10 BPM %",
+    out += _table(["runtime", "status", "prec", "MAE BPM", "MAE 95% CI", "MAPE %", "RMSE", "bias", ">10 BPM %",
                    "in interval %", "top-80% conf MAE %", "stated err", "argmax MAE", "exact %", "max LSB", "max dHR",
                    "ms/window"], rows)
     out += _ci_method([(r["runtime"], r.get("metrics")) for r in res["runtimes"] + [res["baseline"]]])
@@ -1014,6 +1026,8 @@ def tables(res: dict) -> str:
                         _f(r.get("flash_kb"), "{:.1f}"), _f(r.get("ram_kb"), "{:.1f}"),
                         _f(r.get("stack_high_water_bytes"), "{:.0f}")] for r in fw])
     if res["labelled"]:
+        out += condition_lines([r for r in res["runtimes"] if r["runtime"] == res.get("primary")] + [res["baseline"]],
+                               seen=len(seen))
         cols = [r for r in res["runtimes"] + [res["baseline"]] if r["status"] == "ok" and r.get("per_subject")]
         subs = list((cols[0]["per_subject"] if cols else {}).keys())
         if subs:
@@ -1083,3 +1097,11 @@ def write_spectral_report(run_dir, res: dict, recs: list[SpecRec], hrs: dict) ->
     md += [*as_markdown(tables(res)), ""] + [f"![{p}]({p})" for p in plots]
     md += ["", "## Notes", ""] + [f"- {n}" for n in res["notes"]]
     atomic_write_text(run_dir / "bench.md", "\n".join(md) + "\n")
+    if recs:                                          # one row per window: record, subject, t0, condition, HRs
+        write_windows_csv(run_dir, {
+            "record": np.concatenate([[r.record_id] * len(r.t0) for r in recs]),
+            "subject": np.concatenate([[r.subject] * len(r.t0) for r in recs]),
+            "t0_s": np.concatenate([r.t0 for r in recs]).astype(float),
+            "condition": np.concatenate([window_conditions(r.record, r.t0, float(res["window_s"])) for r in recs]),
+            "truth": np.concatenate([r.truth for r in recs]).astype(float),
+            "scored": np.concatenate([r.valid for r in recs]).astype(int), **hrs})

@@ -6,10 +6,11 @@
     beats/s3_walk.txt   chest-ECG beat annotations, a WFDB annotation listing
                         (`Time  Sample #  Type  Sub Chan  Num  Aux`, first line a header, samples at 256 Hz)
 
-Record: subject "s2".."s6", record_id = file stem (s3_walk), meta["activity"] = walk | run |
-low_resistance_bike | high_resistance_bike. Signals (all 256 Hz): ppg, acc_x/y/z (the low-noise
-accelerometer in g = m/s^2 / 9.80665), gyro_x/y/z (deg/s), ecg (as stored; the header says mV but the
-values are of order 1000). Wide-range accelerometer, magnetometer and time column are not returned.
+Record: subject "s2".."s6", record_id = file stem (s3_walk), meta["activity"] = walk | run | low_resistance_bike |
+high_resistance_bike, and the same as meta["condition"] (the whole recording's activity condition,
+`record.window_conditions`: `sqtool bench`'s table by condition). Signals (all 256 Hz): ppg, acc_x/y/z (the low-noise
+accelerometer in g = m/s^2 / 9.80665), gyro_x/y/z (deg/s), ecg (as stored; the header says mV but the values are of
+order 1000). Wide-range accelerometer, magnetometer and time column are not returned.
 
 There is no HR label in the database. labels["hr"] is the reference HR from the chest ECG, in TROIKA's
 form: kind "window", times = window START seconds every 2 s, window_s 8, windows [2 i, 2 i + 8) s all
@@ -156,7 +157,8 @@ def read_item(p: Path, ctx: dict) -> list[Record]:
     if info["hr_annot"] is not None:
         labels["hr_annot"] = Label(values=info["hr_annot"], times=starts, unit="bpm", kind="window",
                                    window_s=WINDOW_S)
-    meta = {"activity": activity, "hr_windows": int(starts.size), "hr_doubtful": int(flags.sum()),
+    meta = {"activity": activity, **({"condition": activity} if activity else {}),   # bench's table by condition
+            "hr_windows": int(starts.size), "hr_doubtful": int(flags.sum()),
             "hr_reasons": info["reasons"], "hr_detector": info["detector"],
             "beats": str(bfile) if bfile else None,
             "hr_source": ("chest ECG R peaks, cross-checked with the beat annotations" if bfile else
