@@ -46,9 +46,10 @@ def register(sub, name: str, helptext: str) -> None:
     add_bool_flag(pp, "--force", "force", FORCE_HELP)
     pp.add_argument("--resume", default=None, metavar="RUN",
                     help="continue the run in RUN from its last.pt, bit for bit, with its saved config; only "
-                         "--max-steps, --progress, --device, --layout and --epochs (to train longer: the lr steps every "
-                         "--lr-step-epochs whatever the total) may be given; any other change is refused. A run "
-                         "its --max-steps stopped goes on to the end of its epochs unless --max-steps is given again")
+                         "--max-steps, --progress, --device, --layout, --ddp-timeout and --epochs (to train longer: "
+                         "the lr steps every --lr-step-epochs whatever the total) may be given; any other change is "
+                         "refused. A run its --max-steps stopped goes on to the end of its epochs unless --max-steps "
+                         "is given again")
     pp.set_defaults(func=run_pretrain_cmd)
 
     fp = tsub.add_parser("finetune", help="fine-tune on a task with subject folds (hr, rr, af, bp, quality)",
@@ -176,7 +177,7 @@ def run_pretrain_cmd(args) -> int:
             hint = loop.pick_device(args.device or "auto", int(os.environ.get("LOCAL_RANK", "0"))).type
         except SqtoolError:                           # refused below, agreed
             hint = "cpu"
-        d = loop.setup_distributed(hint)
+        d = loop.setup_distributed(hint, _typed_timeout(args))
     made = run_dirs_made()
 
     def discard() -> None:                            # rank 0's folder, made and left holding only config.yaml
@@ -222,6 +223,19 @@ def run_pretrain_cmd(args) -> int:
     if rank == 0:
         _print_pretrain(cfg, run_dir, m)
     return 0
+
+
+def _typed_timeout(args) -> float:
+    """--ddp-timeout as typed, for the process group set up before the run's config is read (`run_pretrain` gives
+    the group the config's); a value it refuses (0, negative, text), until then the default: refused agreed."""
+    import math
+
+    from sqtool.train.launch import DDP_TIMEOUT_S
+    try:
+        t = float(args.ddp_timeout if args.ddp_timeout is not None else DDP_TIMEOUT_S)
+    except ValueError:
+        return DDP_TIMEOUT_S
+    return t if math.isfinite(t) and t > 0 else DDP_TIMEOUT_S
 
 
 def _resume_pretrain(args, rank: int, world: int):

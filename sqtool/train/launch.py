@@ -20,6 +20,8 @@ import sys
 
 LAUNCHER_ENV = "SQTOOL_LAUNCHER"     # set for the workers: a run's resume line names the launcher it was started by
 LOGGERS = ("torch.distributed.elastic", "torch.distributed.launcher")   # not torch.distributed.run: its banner
+DDP_TIMEOUT_S = 1800.0      # the workers' collective timeout (train pretrain --ddp-timeout): gloo's own, NCCL's 600 s
+                            # raised to it: the other ranks wait for rank 0 validating and writing last.pt alone
 
 
 def failure_line(err, multinode: bool = False) -> tuple[str, int]:

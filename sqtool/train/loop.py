@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from sqtool.core import SqtoolError
 from sqtool.core.errors import Said
+from sqtool.train.launch import DDP_TIMEOUT_S
 
 
 # ----------------------------------------------------------------------------- devices, ranks
@@ -33,6 +34,7 @@ class Dist:
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
     backend: str | None = None
+    timeout_s: float = 0.0      # how long a collective waits for the other ranks (setup_distributed; 0: one process)
 
     @property
     def is_main(self) -> bool:
@@ -55,8 +57,12 @@ def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     return torch.device("cpu")
 
 
-def setup_distributed(device: str = "auto") -> Dist:
-    """One process: Dist(world=1). Under torchrun: init the process group (gloo on CPU, nccl on GPU)."""
+def setup_distributed(device: str = "auto", timeout_s: float = DDP_TIMEOUT_S) -> Dist:
+    """One process: Dist(world=1). Under torchrun: init the process group (gloo on CPU, nccl on GPU) whose
+    collectives wait `timeout_s` for the other ranks (a rank stuck in a data read or on its device: then they fail,
+    `rank_loss_said` says it in one line); a group set up already (the CLI's, before the run's config was read)
+    gets that timeout from here on."""
+    import datetime
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     dev = pick_device(device, local_rank)
@@ -68,12 +74,15 @@ def setup_distributed(device: str = "auto") -> Dist:
         torch.cuda.set_device(dev)
     if dist.is_initialized() and dist.get_backend() != backend:     # set up by the CLI for the device its line
         dist.destroy_process_group()                                # named, the run's resolved to another one
+    wait = datetime.timedelta(seconds=timeout_s)
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend)
+        dist.init_process_group(backend=backend, timeout=wait)
+    else:
+        dist.distributed_c10d._set_pg_timeout(wait)
     global _group_set_up
     _group_set_up = True
     return Dist(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=local_rank, device=dev,
-                backend=backend)
+                backend=backend, timeout_s=timeout_s)
 
 
 _group_set_up = False       # setup_distributed has run under several ranks: their refusals since are agreed in it
@@ -187,12 +196,21 @@ def lost_rank(d: Dist, e: BaseException) -> str | None:
     return f"{d.backend}: {first.split(' This is typically')[0].strip().rstrip('.')}"
 
 
+def timed_out(e: BaseException) -> bool:
+    """Whether a collective's failure (`lost_rank`) is its timeout: another rank did not answer within the group's
+    --ddp-timeout (gloo: 'Timed out waiting 600000ms for recv operation to complete'), not a rank gone."""
+    import re
+    return bool(re.search(r"\btimed out\b", str(e), re.IGNORECASE))
+
+
 @contextlib.contextmanager
-def rank_loss_said(d: Dist, then):
-    """`with rank_loss_said(d, then):` around a run's training: a collective failing because another rank is gone (a
-    SIGKILL, an out-of-memory kill, a crashed node; `lost_rank`) stops this rank with one line that says so and what
-    `then()` returns (where the last checkpoint is, how to continue), instead of the backend's raw error. The failure's
-    frames are cleared first (its DDP forward's frame would keep the wrapper, and with it the group, alive)."""
+def rank_loss_said(d: Dist, then, at=None):
+    """`with rank_loss_said(d, then, at):` around a run's training: a collective failing because another rank is gone
+    (a SIGKILL, an out-of-memory kill, a crashed node; `lost_rank`) or stuck past the group's timeout (a data read
+    hung on a network file system, a deadlocked loader, a stalled device: `timed_out`) stops this rank with one line
+    that says so (a timeout: at the step `at()` returns) and what `then()` returns (where the last checkpoint is, how to
+    continue), instead of the backend's raw error. The failure's frames are cleared first (its DDP forward's frame
+    would keep the wrapper, and with it the group, alive)."""
     try:
         yield
     except Exception as e:  # noqa: BLE001 - only a lost rank's failure becomes the line; others go on as they were
@@ -201,6 +219,11 @@ def rank_loss_said(d: Dist, then):
             raise
         import traceback
         traceback.clear_frames(e.__traceback__)
+        if timed_out(e):
+            step = "" if at is None else f" at global step {at()}"
+            raise SqtoolError(f"another rank of this run did not answer within {d.timeout_s:g} s{step} (--ddp-timeout):"
+                              f" it is stuck (a data read on a network file system, a deadlocked loader, a stalled "
+                              f"device; the launcher names the rank it had to kill); {then()}") from e
         raise SqtoolError(f"lost another rank of this run ({cause}): one of its processes stopped or its node went "
                           f"away (its own lines, or its launcher's, say why); {then()}") from e
 

@@ -74,9 +74,9 @@ from sqtool.core.config import refuse_resume
 from sqtool.core.optim import LAYOUT_HELP, check_training_numbers, encoder_layout
 from sqtool.data.pairs import PRETRAIN_DEFAULT
 from sqtool.train.collapse import collapse_warning, is_collapsed
-from sqtool.train.launch import LAUNCHER_ENV
+from sqtool.train.launch import DDP_TIMEOUT_S, LAUNCHER_ENV
 
-RESUME_MAY_CHANGE = ("max_steps", "progress", "device", "layout")
+RESUME_MAY_CHANGE = ("max_steps", "progress", "device", "layout", "ddp_timeout")
 
 
 @dataclass
@@ -84,7 +84,7 @@ class PretrainConfig:
     # what each number may be (core.config: a value outside is one line, before any work)
     RANGES: ClassVar[dict] = {"synthetic_pairs": {"min": 1}, "lr_step_epochs": {"min": 1}, "lr_gamma": {"above": 0},
         "grad_clip": {"min": 0}, "val_fraction": {"min": 0, "max": 1}, "val_every": {"min": 0},
-        "ckpt_every": {"min": 0}}
+        "ckpt_every": {"min": 0}, "ddp_timeout": {"above": 0}}
     model: str = field(default=PRETRAIN_DEFAULT, metadata={
         "help": "encoder from the registry; tiny (0.18 M parameters) finishes on a laptop, the paper's is "
                 "resnet1d_siamq_152 (21.6 M encoder, 27 M with the SimSiam heads)"})
@@ -120,6 +120,10 @@ class PretrainConfig:
     device: str = field(default="auto", metadata={"help": "auto (CUDA when available) | cpu | cuda | cuda:N"})
     layout: str = field(default="auto", metadata={"help": LAYOUT_HELP})
     seed: int = field(default=0, metadata={"help": "random seed (data order, initialisation, synthetic pairs)"})
+    ddp_timeout: float = field(default=DDP_TIMEOUT_S, metadata={
+        "metavar": "S", "help": "under torchrun: seconds a rank waits for the others at a collective (longer than rank "
+                                "0 validating and writing last.pt alone); a rank stuck longer (a data read, a device) "
+                                "stops the run with one line, last.pt kept"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar on stderr"})
 
 
@@ -286,7 +290,7 @@ def verify_pairs(src: ShardPairs, d, progress: bool = False) -> None:
     the corpus once per machine instead of once per rank: local rank 0 (the process itself when alone) hashes
     the shards one at a time and all ranks agree on each before the next (`loop.first_error`). The other ranks
     trust its verdict (they checked every shard's shape when opening it), wait at most one shard's hash at a
-    collective (well inside NCCL's 10-minute timeout), and stop with the same line. The paper's 173 GB cost
+    collective (well inside --ddp-timeout), and stop with the same line. The paper's 173 GB cost
     ~8 min of reading per rank, 8 ranks a machine, on every start and resume."""
     from sqtool.core.progress import bar as progress_bar
     from sqtool.data.shards import open_shard
@@ -667,7 +671,7 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
     from sqtool.core.checkpoint import load_checkpoint, save_checkpoint
 
     run_dir = Path(run_dir)
-    d = loop.setup_distributed(cfg.device)
+    d = loop.setup_distributed(cfg.device, cfg.ddp_timeout)
     dev = d.device
     cudnn_benchmark = torch.backends.cudnn.benchmark         # set for the run on CUDA, the caller's put back after
     try:
@@ -864,7 +868,7 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
             return f"{last} (global step {saved_step}) kept; continue with: {again}"
 
         stopped = False
-        with loop.rank_loss_said(d, after_lost_rank), \
+        with loop.rank_loss_said(d, after_lost_rank, at=lambda: st["global_step"] + 1), \
                 loop.SigtermStop(d) as term:   # a SIGTERM: this step ends, last.pt is written, then the signal acts
             while st["epoch"] < cfg.epochs and not stopped:
                 perm = train_idx[np.random.default_rng([cfg.seed, st["epoch"]]).permutation(len(train_idx))]
@@ -957,7 +961,8 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
             training_curve(run_dir, {"train loss": means},                    # mean SimSiam loss per epoch
                            val={"val loss": [x["val_loss"] for x in st["val"]]} if not cfg.val_every else None,
                            ylabel="SimSiam loss (negative cosine, -1 = best)", title=f"pretrain {cfg.model}")
-        loop.barrier(d)
+        with loop.rank_loss_said(d, after_lost_rank, at=lambda: st["global_step"]):    # rank 0 writing model.pt
+            loop.barrier(d)
         return metrics
     finally:
         torch.backends.cudnn.benchmark = cudnn_benchmark

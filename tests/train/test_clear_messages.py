@@ -30,6 +30,20 @@ def test_bad_training_numbers_are_one_option_line(argv, what, tmp_path, capsys):
     assert err == [f"sqtool: error: {what}"] and not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("value, code, what", [
+    ("0", 1, "--ddp-timeout must be > 0, got 0"),
+    ("-30", 1, "--ddp-timeout must be > 0, got -30"),
+    ("inf", 1, "--ddp-timeout must be a finite number, got inf"),
+    ("ten", 2, "train pretrain: --ddp-timeout: expected float, got 'ten' (see sqtool train pretrain --help)"),
+])
+def test_a_bad_ddp_timeout_is_one_line(value, code, what, tmp_path, capsys):
+    """--ddp-timeout S: how long a rank of a torchrun run waits for the others at a collective; never 0 (every
+    collective would fail at once), nor negative, infinite (a stuck rank hangs the run for ever) or text."""
+    assert main(["train", "pretrain", "--ddp-timeout", value, "--out", str(tmp_path / "o")]) == code
+    assert capsys.readouterr().err.strip().splitlines() == [f"sqtool: error: {what}"]
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_file_that_is_no_checkpoint_is_named_so(tmp_path, capsys):
     y = tmp_path / "dataset.yaml"
     y.write_text("name: hosp\nrecords: []\n")

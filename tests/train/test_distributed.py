@@ -355,15 +355,19 @@ def test_ranks_started_with_other_options_are_refused_in_one_line(tmp_path, wher
         assert not run.exists()
 
 
-RANK_1_KILLED = """
+TINY_RUN = ["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--synthetic-pairs", "96", "--epochs", "1",
+            "--batch-size", "12", "--val-fraction", "0", "--device", "cpu", "--progress", "false", "--ckpt-every", "2"]
+
+
+RANK_1_AT_STEP_4 = """
 import os, signal, sys
 from sqtool.train import loop
-if os.environ["RANK"] == "1":                       # rank 1 is SIGKILLed (out of memory, a node lost) at its 4th step
-    real, steps = loop.simsiam_loss, []
-    def loss(*a):
+if os.environ["RANK"] == "1":                 # rank 1 gets signal SIGNAL at its 4th step: SIGKILL (out of memory, a
+    real, steps = loop.simsiam_loss, []       # node lost), SIGSTOP (stalled: a read of a hung network file system,
+    def loss(*a):                             # a stuck device)
         steps.append(1)
         if len(steps) == 4:
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), getattr(signal, os.environ["SIGNAL"]))
         return real(*a)
     loop.simsiam_loss = loss
 from sqtool.cli import main
@@ -371,25 +375,28 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+def two_ranks(script, args: list[str], **env) -> list[subprocess.Popen]:
+    """Ranks 0 and 1 of a run of 2 started by hand (no launcher: one rank's end is not the other's stop), each running
+    `script` with `args` and `env` added to the environment, their stderr piped."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, **env, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+           "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2"}
+    return [subprocess.Popen([sys.executable, str(script), *args], env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+
+
 def test_a_rank_killed_mid_run_leaves_the_other_one_line_with_its_checkpoint_and_resume(tmp_path):
     """Rank 1 of 2 SIGKILLed at step 4 (its node's launcher alone sees it, as on another node: rank 0 gets no SIGTERM
     from it). Rank 0's next collective fails; it said 'sqtool: error: RuntimeError: [.../gloo/transport/tcp/pair.cc:
     537] Read error ... GLHF!' and nothing of its run. Now one line: another rank is lost, the last.pt kept (step 2,
     --ckpt-every 2) and the command that continues the run."""
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     script = tmp_path / "killed.py"
-    script.write_text(RANK_1_KILLED)
+    script.write_text(RANK_1_AT_STEP_4)
     run = tmp_path / "run"
-    args = ["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--synthetic-pairs", "96", "--epochs", "1",
-            "--batch-size", "12", "--val-fraction", "0", "--device", "cpu", "--progress", "false", "--ckpt-every", "2",
-            "--out", str(run)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-           "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2"}
-    procs = [subprocess.Popen([sys.executable, str(script), *args], env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+    procs = two_ranks(script, TINY_RUN + ["--out", str(run)], SIGNAL="SIGKILL")
     out = [p.communicate(timeout=240) for p in procs]
     assert procs[1].returncode == -9
     err = out[0][1]
@@ -399,3 +406,30 @@ def test_a_rank_killed_mid_run_leaves_the_other_one_line_with_its_checkpoint_and
     assert lines[0].endswith(f"; {run / 'last.pt'} (global step 2) kept; continue with: torchrun --standalone "
                              f"--nproc_per_node 2 -m sqtool.cli train pretrain --resume {run}"), lines[0]
     assert "GLHF" not in lines[0] and "pair.cc" not in lines[0]
+
+
+def test_a_stalled_rank_ends_the_run_with_one_line_and_a_checkpoint_that_resumes(tmp_path):
+    """Rank 1 of 2 stalls in step 4 (SIGSTOP). Rank 0 waited in that step's all-reduce for the backend's timeout, 30
+    min on gloo (10 on NCCL), then said 'lost another rank of this run (gloo: Timed out waiting 1800000ms for recv
+    operation to complete)': as if a rank were gone. With --ddp-timeout it waits that long and says a rank is stuck,
+    at which step, the last.pt kept (step 2: --ckpt-every 2) and the command that continues (under a launcher, its
+    line then names the rank it had to kill). last.pt resumes (here in one process, to the run's end)."""
+    script, run = tmp_path / "stalled.py", tmp_path / "run"
+    script.write_text(RANK_1_AT_STEP_4)
+    procs = two_ranks(script, TINY_RUN + ["--ddp-timeout", "5", "--out", str(run)], SIGNAL="SIGSTOP")
+    try:
+        _, err = procs[0].communicate(timeout=240)
+    finally:
+        procs[1].kill()
+        procs[1].communicate()
+    lines = [ln for ln in err.splitlines() if ln.startswith("sqtool") and not ln.startswith("sqtool: note")]
+    assert procs[0].returncode == 1 and "Traceback" not in err, err[-3000:]
+    assert lines == [
+        "sqtool: error: another rank of this run did not answer within 5 s at global step 4 (--ddp-timeout): it is "
+        "stuck (a data read on a network file system, a deadlocked loader, a stalled device; the launcher names the "
+        f"rank it had to kill); {run / 'last.pt'} (global step 2) kept; continue with: torchrun --standalone "
+        f"--nproc_per_node 2 -m sqtool.cli train pretrain --resume {run}"], err[-3000:]
+    assert main(["train", "pretrain", "--resume", str(run)]) == 0
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["status"] == "done" and m["global_step"] == 8 and m["world_sizes"] == [2, 1], m
+

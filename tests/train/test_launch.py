@@ -88,6 +88,7 @@ def test_a_rank_the_launcher_stopped_after_another_failed_is_not_the_cause():
     (2, ["train", "finetune", "--task", "hr", "--data", "synthetic"],
      "sqtool: error: train finetune runs in one process (its folds are small; torchrun is for train pretrain): run it "
      "without torchrun", 1),
+    (2, ["train", "pretrain", "--ddp-timeout", "0"], "sqtool: error: --ddp-timeout must be > 0, got 0", 1),
     (3, ["train", "pretrain", "--bogus", "1"],
      "sqtool: error: train pretrain: unrecognized arguments: --bogus 1 (see sqtool train pretrain --help)", 2),
 ])
