@@ -25,9 +25,9 @@ clock (numbers since 1970 in time_unit, or date-times as a Polar export writes t
 Bad input, one SqtoolError line naming the file: no such file; no R-R or time column (naming the columns it has);
 R-R values whose median says the other unit (0.8 said in ms, 800 said in s) or no heart rate at all; an R-R of 0 or
 less; an empty R-R cell without a time column; times that go back (beat times that do not increase); date-times
-without origin: clock; beats that do not overlap the recording, or run more than a window past its end (another
-recording's file). Beats before the first sample or after the last (the strap started early, stopped late) are
-left out.
+without origin: clock; origin or time_unit said for a file without a time column; beats that do not overlap the
+recording, or run more than a window past its end (another recording's file). Beats before the first sample or
+after the last (the strap started early, stopped late) are left out.
 """
 from __future__ import annotations
 
@@ -85,6 +85,10 @@ def read_beats(f: Path, src, rec, name: str, window_s: float) -> tuple[np.ndarra
                           f"{', '.join(names)} (R-R: {', '.join(RR_COLUMNS[:4])}, ...; time: "
                           f"{', '.join(TIME_COLUMNS[:3])}, ...; or name yours: {name}: {{beats: ..., value_column: "
                           "..., start_column: ...}})")
+    if tcol is None and (said := [k for k, v, d in (("origin", src.origin, "recording"),
+                                                     ("time_unit", src.time_unit, "s")) if v != d]):
+        raise SqtoolError(f"{f}: labels.{name}.{said[0]} is for the beats file's times, and it has no time column "
+                          f"(its columns: {', '.join(names)}): name it with start_column, or drop {said[0]}")
     t = _times(df[tcol], tcol, src, rec, f, name) if tcol is not None else None
     if rcol is None:                                             # one row per beat
         _increasing(t, f, tcol, "beat times")

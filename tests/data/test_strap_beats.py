@@ -243,6 +243,11 @@ BAD = {   # name: (file text or None, label spec, what the line says)
                            "{beats: 'strap/{stem}.csv'}", "say origin: clock"),
     "zone_mismatch": ("timestamp;rr\n" + "".join(f"{iso(T0, x)}Z;800\n" for x in B[:50]),
                       "{beats: 'strap/{stem}.csv', origin: clock}", "are not both local times or both instants"),
+    "clock_without_times": ("rr\n" + "800\n" * 200, "{beats: 'strap/{stem}.csv', origin: clock}",
+                            "labels.hr.origin is for the beats file's times, and it has no time column "
+                            "(its columns: rr)"),
+    "unit_without_times": ("rr\n" + "800\n" * 200, "{beats: 'strap/{stem}.csv', time_unit: ms}",
+                           "labels.hr.time_unit is for the beats file's times"),
     "zero_interval": ("rr\n800\n0\n800\n", "{beats: 'strap/{stem}.csv'}", "row 2 is 0: an interval is > 0"),
 }
 
