@@ -19,7 +19,11 @@ SPECTRAL = ["--data", "synthetic", "--runtime", "onnx_int8", "--callgrind-window
 
 
 def _killed_at_resolved(monkeypatch):
-    """A kill as bench writes config.yaml's `resolved:` section."""
+    """A kill as bench writes config.yaml's `resolved:` section. Every command's module imported first: one imported
+    under the patch (train.finetune, by the parser) would keep the killer bound by name for the rest of the session."""
+    from sqtool.cli import build_parser
+    build_parser()
+
     def killed(run_dir, drop=(), **values):
         raise KeyboardInterrupt
     monkeypatch.setattr(runs, "save_resolved", killed)
