@@ -39,6 +39,26 @@ def test_troika_training_and_extra(data_root):
     assert len({r.subject for r in recs}) == 13
 
 
+def test_troika_protocol_conditions(data_root):
+    """A training recording's windows take the competition protocol's conditions at its nominal times (bench's table
+    by condition): rest, then a minute each of jog and run twice, rest; the extra recording (another protocol) none."""
+    from collections import Counter
+    from sqtool.data.record import window_conditions
+    by_id = {r.record_id: r for r in read_dataset(data_root / "troika")}
+    for rid in ("DATA_01_TYPE01", "DATA_12_TYPE02"):
+        r = by_id[rid]
+        hr = r.labels["hr"]
+        cond = window_conditions(r, hr.times, hr.window_s)                     # by each window's centre
+        assert cond[0] == "rest" and cond[13] == troika.JOG and cond[43] == troika.RUN and cond[-1] == "rest"
+        counts = Counter(cond)
+        assert counts[troika.JOG] == counts[troika.RUN] == 60                  # two minutes each, a window per 2 s
+        assert counts["rest"] == len(hr) - 120 and set(counts) == {"rest", troika.JOG, troika.RUN}
+        assert r.meta["condition_segments"][-1][1] == len(r.signals["ppg"]) / troika.FS    # to the recording's end
+    extra = by_id["DATA_S04_T01"]
+    assert "condition_segments" not in extra.meta
+    assert set(window_conditions(extra, extra.labels["hr"].times, 8.0)) == {""}
+
+
 def _build_test_layout(data_root: Path, dst: Path, ids=("01", "02")) -> Path:
     """SP Cup test layout from training files: TestData/TEST_Sxx_T01.mat (5 rows) + TrueBPM/True_*.mat."""
     (dst / "TestData").mkdir(parents=True)

@@ -15,6 +15,12 @@ A truth file whose length is not floor((N - 1000) / 250) + 1 is refused: it belo
 
 Subjects: training recordings are 12 different people ("01".."12"); the test-set and extra recordings
 are named by the organisers' subject ids ("S01".."S08"), and DATA_S04_T01 is test subject S04.
+Conditions (`sqtool bench`'s table by condition, `record.window_conditions`): a training recording (DATA_xx_TYPEyy)
+gets meta["condition_segments"] from the protocol of the competition's readme at its nominal times (PROTOCOL: rest
+30 s, 1 min each of jog, run, jog, run, rest to the end; TYPE01 jogs at 8 and runs at 15 km/h, TYPE02 at 6 and 12:
+one condition across both, "jog 6-8 km/h"); the treadmill's speed changed by hand, so a window near a boundary may be
+the next condition's. The extra and test
+recordings follow other protocols (the test set's with arm movements) and get none.
 A recording without a truth file is returned without the "hr" label (e.g. unlabeled test data), with
 meta["truth_missing"] True and meta["truth_expected"] the first place looked: `sqtool data inspect` warns.
 """
@@ -36,6 +42,10 @@ WIN, HOP = 1000, 250            # samples: 8 s window, 2 s hop at 125 Hz
 _TRAIN = re.compile(r"^DATA_(\d+)_TYPE(\d+)\.mat$", re.I)
 _EXTRA = re.compile(r"^DATA_(S\d+)_(T\d+)\.mat$", re.I)
 _TEST = re.compile(r"^TEST_(S\d+)_(T\d+)\.mat$", re.I)
+JOG, RUN = "jog 6-8 km/h", "run 12-15 km/h"      # TYPE02's speed, TYPE01's
+PROTOCOL = ((0, 30, "rest"), (30, 90, JOG), (90, 150, RUN), (150, 210, JOG), (210, 270, RUN),
+            (270, None, "rest"))      # (start_s, end_s or the recording's end, condition): a training recording's
+PROTOCOL_SESSIONS = ("TYPE01", "TYPE02")
 _ROWS = {6: ("ecg", "ppg", "ppg2", "acc_x", "acc_y", "acc_z"),
          5: ("ppg", "ppg2", "acc_x", "acc_y", "acc_z")}
 
@@ -114,10 +124,17 @@ def read_item(p: Path, ctx: dict) -> list[Record]:
         labels["hr"] = Label(values=bpm, times=np.arange(w) * HOP / FS, unit="bpm", kind="window",
                              window_s=WIN / FS)
     signals = {c: np.ascontiguousarray(sig[i]) for i, c in enumerate(names)}
+    conditions = {"condition_segments": protocol_segments(n / FS)} if session in PROTOCOL_SESSIONS else {}
     return [Record(dataset=KIND, subject=subject, record_id=p.stem, signals=signals,
                    fs={c: FS for c in names}, labels=labels, source=str(p),
                    meta={"layout": layout, "session": session, "rows": sig.shape[0],
                          "truth": str(truth) if truth else None,
                          "truth_missing": truth is None and layout != "unknown",
                          "truth_expected": str(truth_candidates(p)[0]) if truth is None and layout != "unknown"
-                         else None})]
+                         else None, **conditions})]
+
+
+def protocol_segments(duration_s: float) -> list[list]:
+    """[[start_s, end_s, condition], ...] of a training recording `duration_s` long at PROTOCOL's nominal times (the
+    record module's condition segments)."""
+    return [[a, duration_s if b is None else min(b, duration_s), c] for a, b, c in PROTOCOL if a < duration_s]
