@@ -28,6 +28,7 @@ same int8 channels-last convention, the ground truth every int8 artifact is comp
 from __future__ import annotations
 
 import dataclasses
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -312,23 +313,74 @@ def quantize_input(graph: IntGraph, x: np.ndarray) -> np.ndarray:
 def brevitas_int_outputs(model, x: np.ndarray, batch: int = 1) -> dict[str, np.ndarray]:
     """Brevitas's integer outputs per layer, int8 channels-last: {"input": (N,T,C), "blocks.i": (N,T',C'),
     "pool_q": (N,C), "fc": (N,k)} for students, {"input": (N,F,C), "blocks.i": (N,F,C'), "head": (N,F,1)}
-    for spectral models. Batch 1 by default: Brevitas's float arithmetic is batch-dependent."""
+    for spectral models. Batch 1 by default; a larger batch gives the same integers (`window_by_window`)."""
     import torch
     model.eval()
     outs: dict[str, list] = {}
     xs = torch.as_tensor(np.asarray(x, np.float32))
-    for i in range(0, len(xs), batch):
-        got = _capture(model, xs[i:i + batch])
-        for name, qt in got.items():
-            if name.endswith("bias"):
-                continue
-            v = qt.int().detach().cpu().numpy().astype(np.int32)
-            if not bool(qt.signed):
-                v = v - 128
-            if v.ndim == 3:                                          # (B, C, T) -> (B, T, C)
-                v = v.transpose(0, 2, 1)
-            outs.setdefault("input" if name == "inp" else name, []).append(v.astype(np.int8))
+    with window_by_window(model, batch > 1):
+        for i in range(0, len(xs), batch):
+            got = _capture(model, xs[i:i + batch])
+            for name, qt in got.items():
+                if not name.endswith("bias"):
+                    outs.setdefault("input" if name == "inp" else name, []).append(int8_codes(qt))
     return {k: np.concatenate(v) for k, v in outs.items()}
+
+
+def brevitas_outputs(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One Brevitas forward of a batch of windows x (B, C, T) (spectral: (B, C, F)): (its float outputs (B, k), its
+    last layer's int8 codes (B, k): a student's fc, the spectral head's F logits), each window's bits those of a
+    forward of that window alone (`window_by_window`)."""
+    import torch
+    model.eval()
+    out: list = []
+    hook = model.register_forward_hook(lambda _m, _i, o: out.append(o))
+    try:
+        with window_by_window(model):
+            got = _capture(model, torch.as_tensor(np.asarray(x, np.float32)))
+    finally:
+        hook.remove()
+    last = got["head"] if "head" in got else got["fc"]
+    return out[0].detach().cpu().numpy(), int8_codes(last).reshape(len(x), -1)
+
+
+def int8_codes(qt) -> np.ndarray:
+    """A QuantTensor's integers as int8 channels-last: uint8 (a ReLU's) shifted to zero point -128, (B, C, T) ->
+    (B, T, C)."""
+    v = qt.int().detach().cpu().numpy().astype(np.int32)
+    if not bool(qt.signed):
+        v = v - 128
+    if v.ndim == 3:                                              # (B, C, T) -> (B, T, C)
+        v = v.transpose(0, 2, 1)
+    return v.astype(np.int8)
+
+
+@contextmanager
+def window_by_window(model, on: bool = True):
+    """Within it, each weight layer of `model` (Brevitas's QuantWBIOL: QuantConv1d, QuantLinear) takes a batch's
+    windows one at a time, and the rest of the forward (quantizers, activations: elementwise) the batch at once.
+    Brevitas computes in float, and a convolution or GEMM over a batch sums in another order than over one window
+    (oneDNN above a batch size, a batched im2col): at batch 7 or more, 2 of 436 TROIKA windows of a spectral student
+    moved by one LSB. Window by window, each window's integers and float outputs are those of a batch of one."""
+    from brevitas.nn.quant_layer import QuantWeightBiasInputOutputLayer
+    layers = [m for m in model.modules() if isinstance(m, QuantWeightBiasInputOutputLayer)] if on else []
+    for m in layers:
+        m.inner_forward_impl = _one_window_at_a_time(m.inner_forward_impl)
+    try:
+        yield
+    finally:
+        for m in layers:
+            del m.inner_forward_impl                              # the class's method again
+
+
+def _one_window_at_a_time(inner):
+    def run(x, quant_weight, quant_bias):                        # x (B, C, T): a QuantTensor or a tensor
+        import torch
+        if x.shape[0] <= 1:
+            return inner(x, quant_weight, quant_bias)
+        one = (lambda i: x.set(value=x.value[i:i + 1])) if hasattr(x, "set") else (lambda i: x[i:i + 1])
+        return torch.cat([inner(one(i), quant_weight, quant_bias) for i in range(x.shape[0])], dim=0)
+    return run
 
 
 def layer_names(graph: IntGraph) -> list[str]:

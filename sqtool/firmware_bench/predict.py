@@ -777,9 +777,9 @@ def pipeline_may_push(cfg: PredictConfig, art, fs_in: float) -> bool:
 def without_signals(rec):
     """A prepared recording (spectral or time-domain) without its record's float signals, their gaps said first
     (`gaps_of`); its channels, rates, meta and labels kept: what the summary reads of it."""
-    import dataclasses
+    from sqtool.firmware_bench.spectral import no_signals
     rec.gaps = gaps_of(rec).get("gaps", "")
-    rec.record = dataclasses.replace(rec.record, signals={c: np.zeros(0) for c in rec.record.signals})
+    rec.record = no_signals(rec.record)
     return rec
 
 

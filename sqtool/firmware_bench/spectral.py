@@ -44,6 +44,8 @@ its reason in the report. Artifacts and checkpoints are found only through the e
 from __future__ import annotations
 
 import ctypes
+import itertools
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -197,6 +199,8 @@ class SpecRec:
     channels: tuple = ()           # the recording's channels streamed (`hr_spectra.stream_channels`)
     n_samples: int = 0             # N, device samples streamed (what `seconds` counts once x16 is released)
     gaps: str | None = None        # `Record.gap_text`, said before the float signals are released (None: ask it)
+    samples_file: Path | None = None   # x16 and gap written there once let go (`let_go`), read back by `samples`
+    baseline: tuple | None = None  # bench: (PPG sensors, baseline_hr's dict or its SqtoolError), run before let_go
 
     @property
     def record_id(self) -> str:
@@ -209,6 +213,32 @@ class SpecRec:
     @property
     def seconds(self) -> float:
         return (self.x16.shape[1] if self.x16 is not None else self.n_samples) / self.fs_in
+
+    def let_go(self, scratch: Path | None = None, name: str = "samples") -> "SpecRec":
+        """Keep the windows (codes, t0, valid, truth), not the samples: the record's float signals go (`no_signals`),
+        and the int16 device samples and gap flags too, into a file in `scratch` that `samples` reads back when
+        given (`name`.npz; the bench's C pipeline pushes them), so a folder of a thousand recordings is not held at
+        once."""
+        if scratch is not None and self.x16 is not None:
+            self.samples_file = Path(scratch) / f"{name}.npz"
+            np.savez(self.samples_file, x16=self.x16, **({} if self.gap is None else {"gap": self.gap}))
+        self.record = no_signals(self.record)
+        self.x16, self.gap = None, None
+        return self
+
+    def samples(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(x16 (C_in, N) int16, gap (N,) bool or None): held, or read back from the file `let_go` wrote."""
+        if self.x16 is not None or self.samples_file is None:
+            return self.x16, self.gap
+        with np.load(self.samples_file) as z:
+            return z["x16"], (z["gap"] if "gap" in z.files else None)
+
+
+def no_signals(record):
+    """The record without its float signals (each an empty array: its channels kept), its rates, meta and labels
+    kept: what the reports read of it once its windows are made."""
+    import dataclasses
+    return dataclasses.replace(record, signals={c: np.zeros(0) for c in record.signals})
 
 
 def check_rate(mc: dict, fs_in: float, where: str):
@@ -603,10 +633,13 @@ def _select(cfg_runtimes: list[str]) -> tuple[list[str], set[str]]:
     return names, explicit
 
 
-def prepare_all(cfg, md: dict, records=None, log=print, n_sensors: int | None = None
-                ) -> tuple[list[SpecRec], list[str], str]:
+def prepare_all(cfg, md: dict, records=None, log=print, n_sensors: int | None = None, each=None,
+                scratch: Path | None = None) -> tuple[list[SpecRec], list[str], str]:
     """Every usable record through the Python front end, replayed at n_sensors PPG sensors (the export's
-    pipeline) so that every runtime, the C pipeline included, reads the same device stream."""
+    pipeline) so that every runtime, the C pipeline included, reads the same device stream. A --data path is read
+    one recording at a time; each prepared recording goes to `each` (the bench's classic baseline) while its float
+    signals are there, then keeps its windows, not its samples (`SpecRec.let_go`: into `scratch` when given), so
+    the memory grows with the windows, not with the signals. Sorted by (dataset, recording) as read whole."""
     mc = md["model_cfg"]
     data = "records"                                   # recordings handed in by the caller
     left_out: list[str] = []                           # a folder's files the readers refuse: left out, listed
@@ -616,18 +649,38 @@ def prepare_all(cfg, md: dict, records=None, log=print, n_sensors: int | None = 
         records, data = synthetic_records(), "synthetic"
     if records is None:
         path = resolve_data(cfg.data, getattr(cfg, "data_root", ""))
-        records = load_records(path, cfg.max_records, getattr(cfg, "max_seconds", 0.0), log, left_out=left_out,
-                               options=reader_options(acc_fs, path))
+        records = _or_none_usable(iter_load(path, getattr(cfg, "max_seconds", 0.0), log, left_out,
+                                            options=reader_options(acc_fs, path)), path, left_out)
         data = str(getattr(path, "path", path))
     else:
         reader_options(acc_fs, "records")
-        records = [cut(r, getattr(cfg, "max_seconds", 0.0)) for r in records][:cfg.max_records or None]
-    cache = {}
-    recs, skipped = long_enough(sorted(records, key=lambda r: (r.dataset, r.record_id)),
-                                lambda r: prepare(r, mc, cache, n_sensors, has_acc_resampler(md)),
-                                float(mc["window_s"]), data,
-                                skip=SqtoolError, left=left_out)   # a recording without the model's channels too
-    return recs, skipped, data
+        records = (cut(r, getattr(cfg, "max_seconds", 0.0)) for r in records)
+    cache, numbers = {}, itertools.count()
+    mine: list[tuple[tuple, str]] = []                  # (sort key, reason) of each recording left out here
+
+    def prep(r):
+        try:
+            rec = prepare(r, mc, cache, n_sensors, has_acc_resampler(md))
+        except SqtoolError as e:
+            mine.append(((r.dataset, r.record_id), str(e)))
+            raise
+        if each is not None:
+            each(rec)
+        return rec.let_go(scratch, str(next(numbers)))
+    recs, _ = long_enough(itertools.islice(records, cfg.max_records or None), prep, float(mc["window_s"]), data,
+                          skip=SqtoolError, left=left_out)   # a recording without the model's channels too
+    skipped = left_out + [why for _, why in sorted(mine, key=lambda m: m[0])]
+    return sorted(recs, key=lambda r: (r.record.dataset, r.record.record_id)), skipped, data
+
+
+def _or_none_usable(records, path, left_out: list):
+    """`records` as they are read; none read and none refused is load_records' line."""
+    n = 0
+    for r in records:
+        n += 1
+        yield r
+    if not n and not left_out:
+        raise SqtoolError(f"--data {path}: no usable recordings")
 
 
 def run_spectral_bench(cfg, art, records=None, log=print, warn_line=None) -> dict:
@@ -651,15 +704,34 @@ def run_spectral_bench(cfg, art, records=None, log=print, warn_line=None) -> dic
     from sqtool.models.decoder import decoder_cfg
     calib_span = decoder_cfg(dec).conf_error_span
 
+    # the classic baseline (float record, its own tracker) on each recording's windows while its float signals are
+    # there (prepare_all lets them go after), at the notch and PPG sensors the model's training chose
+    # (`baseline_setting`), else the default notch and the sensors the runtimes read: the model's ppg_sensors the
+    # recording has, as many as the device replays (the mean of their spectra, each scaled to its max, as the front
+    # end averages them); a recording it refuses refuses the row (the first in order, after the runtimes)
+    notch, chosen, bl_setting = baseline_setting(md)
+    bl_s = [0.0]
+
+    def classic(r: SpecRec) -> None:
+        t_bl, sensors = time.perf_counter(), chosen_sensors(r, chosen, md["model_cfg"])
+        try:
+            r.baseline = sensors, B.baseline_hr(r.record, r.t0, float(md["window_s"]),
+                                                B.BaselineCfg(ppg_sensors=sensors, notch_bpm=notch))
+        except SqtoolError as e:
+            r.baseline = sensors, e
+        bl_s[0] += time.perf_counter() - t_bl
+
     t = time.perf_counter()
     n_sensors = export_ppg_sensors(art)
-    recs, skipped, data = prepare_all(cfg, md, records, log, n_sensors)
+    scratch = tempfile.TemporaryDirectory(prefix="sqtool-bench-") if "c_pipeline" in names else None
+    recs, skipped, data = prepare_all(cfg, md, records, log, n_sensors, each=classic,
+                                      scratch=None if scratch is None else Path(scratch.name))  # the C pipeline's
     for line in left_out_lines(skipped, "bench"):
         log(line)
     if n_sensors is not None and any(r.sensors_recorded != n_sensors for r in recs):
         log(f"note: recordings replayed on the exported device's {n_sensors} PPG sensor(s) "
             f"(a missing second sensor repeats the first; an extra one is left out)")
-    fe_s = time.perf_counter() - t
+    fe_s = time.perf_counter() - t - bl_s[0]
     codes = np.concatenate([r.codes for r in recs])                              # (N, F, C)
     truth = np.concatenate([r.truth for r in recs])
     valid = np.concatenate([r.valid for r in recs])
@@ -748,6 +820,8 @@ def run_spectral_bench(cfg, art, records=None, log=print, warn_line=None) -> dic
         row["seconds"] = time.perf_counter() - t_start
         rows.append(row)
         log(_progress(row))
+    if scratch is not None:
+        scratch.cleanup()                                 # the C pipeline's device samples
 
     # fidelity between runtimes
     present = set(logits)
@@ -765,16 +839,11 @@ def run_spectral_bench(cfg, art, records=None, log=print, warn_line=None) -> dic
             row["exact_ref"] = ref
     _pipeline_vs_single(rows, hrs)
 
-    # the classic baseline on the same windows (float record, its own tracker) at the notch and PPG sensors the
-    # model's training chose (`baseline_setting`), else the default notch and the sensors the runtimes read: the
-    # model's ppg_sensors the recording has, as many as the device replays (the mean of their spectra, each
-    # scaled to its max, as the front end averages them)
+    # the classic baseline on the same windows, run as each recording was read (`classic`)
     t = time.perf_counter()
-    notch, chosen, bl_setting = baseline_setting(md)
-    bl_sensors = [chosen_sensors(r, chosen, md["model_cfg"]) for r in recs]
+    bl_sensors = [r.baseline[0] for r in recs]
     try:
-        bl = [B.baseline_hr(r.record, r.t0, float(md["window_s"]), B.BaselineCfg(ppg_sensors=s, notch_bpm=notch))
-              for r, s in zip(recs, bl_sensors)]
+        bl = [_raised(r.baseline[1]) for r in recs]
         bl_hr, bl_raw = np.concatenate([o["hr"] for o in bl]), np.concatenate([o["raw"] for o in bl])
         base = {"runtime": "baseline", "status": "ok", "precision": "float64",
                 "method": "spectral + acc subtraction + peak tracking (TROIKA-like), tracked",
@@ -783,7 +852,7 @@ def run_spectral_bench(cfg, art, records=None, log=print, warn_line=None) -> dic
                 "metrics_untracked": hr_scores(bl_raw, truth),
                 "per_subject": grouped(bl_hr, truth, subj_key), "per_record": grouped(bl_hr, truth, rec_key),
                 **({"per_condition": by} if (by := condition_scores(bl_hr, truth, cond_key, subj_key)) else {}),
-                "seconds": time.perf_counter() - t}
+                "seconds": bl_s[0] + time.perf_counter() - t}
         hrs["baseline"] = bl_hr
     except SqtoolError as e:
         base = {"runtime": "baseline", "status": "skipped", "error": str(e)}
@@ -869,6 +938,13 @@ def run_spectral_bench(cfg, art, records=None, log=print, warn_line=None) -> dic
     return res
 
 
+def _raised(outcome):
+    """A recording's baseline_hr result, or the SqtoolError it raised, raised here."""
+    if isinstance(outcome, SqtoolError):
+        raise outcome
+    return outcome
+
+
 def _pipeline_row(row: dict, art, recs: list[SpecRec], md: dict, dec: dict, work: Path, log=print) -> None:
     """c_pipeline: one push per whole recording, compared with the Python integer reference (PipelineRef) when
     the student_int8 checkpoint it is built from is there; without it (an export folder copied without its
@@ -890,7 +966,8 @@ def _pipeline_row(row: dict, art, recs: list[SpecRec], md: dict, dec: dict, work
     unc = {"lo": [], "hi": [], "conf": []}
     refs = {}                                         # (fs_in, n_ppg) -> its PipelineRef: tables designed once
     for r in recs:
-        res, dt = c.run(r.x16, r.gap, r.fs_in, f"{r.record.dataset}/{r.record_id}", r.n_ppg)
+        x16, gap = r.samples()                        # read back from the scratch file prepare_all wrote
+        res, dt = c.run(x16, gap, r.fs_in, f"{r.record.dataset}/{r.record_id}", r.n_ppg)
         if len(res["index"]) != len(r.t0):
             raise SqtoolError(f"c_pipeline: {r.record_id}: {len(res['index'])} results for {len(r.t0)} windows")
         lat.append(dt)
@@ -901,7 +978,7 @@ def _pipeline_row(row: dict, art, recs: list[SpecRec], md: dict, dec: dict, work
             if (r.fs_in, r.n_ppg) not in refs:
                 refs[r.fs_in, r.n_ppg] = PipelineRef(md["model_cfg"], ref_graph, decoder=ref_dec, fs_in=r.fs_in,
                                                      n_ppg=r.n_ppg, pulse_check=pulse_rule(md))   # the rule its C has
-            want = refs[r.fs_in, r.n_ppg].run(r.x16, r.gap)             # from a fresh state, as the C's push
+            want = refs[r.fs_in, r.n_ppg].run(x16, gap)                 # from a fresh state, as the C's push
             same = np.ones(len(r.t0), bool)
             for k, v in want.items():
                 eq = np.asarray(res[k]).astype(np.int64) == np.asarray(v).astype(np.int64)
