@@ -108,6 +108,7 @@ file is parsed: text or a list where a number belongs, one name where a list bel
 disagrees with the time column, a missing stream file, a stream whose times do not overlap the recording's, label-file rows more than one window past the end of the signal (rows whose window
 merely runs past it, the last window_s of a per-second series, are left out and counted: report["label_rows_past_end"]),
 a split with one subject on both sides, a root with no recordings, a task whose label the file does not declare,
+a label's offset_s given to a label without times (a column) or longer than its recording,
 an af list that names none of the rhythm table's classes, a quality value neither good nor poor.
 """
 from __future__ import annotations
