@@ -70,8 +70,9 @@ def lag_scan(hr: np.ndarray, ref: np.ndarray, hop_s: float, max_s: float = LAG_M
     """hr (W,) the classic's, ref (W,) the reference's values on the same windows (every hop_s; NaN: none) -> lags (K,)
     s, agreement (K,) (share within TOL_BPM), median |difference| (K,), mean |difference| clipped at TOL_BPM (K,),
     windows compared (K,): at lag L the classic at window i against the reference at window i - L / hop_s (the
-    reference read L seconds earlier)."""
-    n = int(np.floor(max_s / hop_s + 1e-9))
+    reference read L seconds earlier); a recording shorter than the lags: those its windows hold (at least one
+    window compared)."""
+    n = max(min(int(np.floor(max_s / hop_s + 1e-9)), len(ref) - 1), 0)
     lags = np.arange(-n, n + 1)                                              # (K,) in hops
     agree, median, clipped, count = (np.full(len(lags), np.nan) for _ in range(4))
     for j, k in enumerate(lags):

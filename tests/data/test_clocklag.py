@@ -226,3 +226,16 @@ def test_a_bad_offset_s_is_one_line(tmp_path, capsys, labels, says):
     assert main(["data", "inspect", "--data", str(p), "--progress", "false"]) != 0
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and says in err and "Traceback" not in err, err
+
+
+def test_a_recording_shorter_than_the_lags_is_scanned_over_those_it_holds(tmp_path, capsys):
+    """A 60 s recording (27 windows, fewer than the 61 lags of +-60 s): the lags its windows hold, no error (it was
+    'operands could not be broadcast' out of data inspect); 15 confident windows, too few: undetermined, no
+    warning."""
+    reference(tmp_path, np.arange(0, 53, 2))
+    p = recording(tmp_path, "{file: 'hr/{stem}.csv'}")
+    assert main(["data", "inspect", "--data", str(p), "--progress", "false"]) == 0
+    assert "hr reference clock: 0 aligned, 0 lagged, 1 undetermined" in capsys.readouterr().out
+    assert main(["data", "inspect", "--data", str(p), "--progress", "false", "--json"]) == 0
+    v = json.loads(capsys.readouterr().out)["recordings"][0]["clock_lag"]
+    assert v["verdict"] == "undetermined" and "15 confident windows" in v["why"] and abs(v["lag_s"]) <= 52
