@@ -61,12 +61,18 @@ The schema (every key optional unless marked; an unknown key anywhere is refused
                                   #   seconds from the recording's start, or say {file: ..., time_unit: ms}: the
                                   #   top-level time_unit is the time column's only; rows stamped at their
                                   #   window's end or centre: stamp: end / centre; wall-clock times on the
-                                  #   recording's clock: origin: clock); or {ecg: ecg} (derived, below); or
+                                  #   recording's clock: origin: clock; a reference on another device's clock:
+                                  #   offset_s: seconds added to its times, after origin, positive when the
+                                  #   reference's clock runs behind the recording's (`data inspect` estimates it:
+                                  #   data.clocklag); rows then before the first sample are left out, counted,
+                                  #   and rows off the window grid by a fraction of hop_s are interpolated to the
+                                  #   windows' centres); or {ecg: ecg} (derived, below); or
                                   #   {beats: "strap/{stem}.csv"}: a chest strap's beats (data.strap: one row per
                                   #   beat, R-R intervals in ms (unit: s for seconds) with or without a time
                                   #   column, or beat times alone; columns found by name, or value_column (R-R) /
-                                  #   start_column (time); time_unit and origin: clock as a file's; Polar Sensor
-                                  #   Logger's `Phone timestamp;RR-interval [ms]` as exported: origin: clock)
+                                  #   start_column (time); time_unit, origin: clock and offset_s as a file's;
+                                  #   Polar Sensor Logger's `Phone timestamp;RR-interval [ms]` as exported:
+                                  #   origin: clock)
       rr: {column: rr}            # breaths/min, as hr
       rhythm: {table: rhythm.csv, af: [AF]}  # columns recording,rhythm[,start_s,end_s]; af: AF classes
       bp: {table: bp.csv}         # columns recording,sbp,dbp (mmHg, one per recording)
@@ -102,6 +108,7 @@ file is parsed: text or a list where a number belongs, one name where a list bel
 disagrees with the time column, a missing stream file, a stream whose times do not overlap the recording's, label-file rows more than one window past the end of the signal (rows whose window
 merely runs past it, the last window_s of a per-second series, are left out and counted: report["label_rows_past_end"]),
 a split with one subject on both sides, a root with no recordings, a task whose label the file does not declare,
+a label's offset_s given to a label without times (a column) or longer than its recording,
 an af list that names none of the rhythm table's classes, a quality value neither good nor poor.
 """
 from __future__ import annotations
@@ -211,6 +218,8 @@ class LabelSource:
     stamp: str = "start"            # file: where in its window a row's time lies: start | centre | end (STAMPS)
     origin: str = "recording"       # file, beats: its times count from the recording's first sample, or (clock) are
                                     #   wall-clock times on the recording's own clock (its time column's / header's)
+    offset_s: float = 0.0           # file, beats: seconds added to its times (after origin), the reference's clock
+                                    #   onto the recording's: positive when the reference's clock runs behind
     af: list = field(default_factory=lambda: ["AF"])   # rhythm: the classes that count as AF
     good: list = field(default_factory=lambda: ["good", "1", "1.0"])   # quality table: good classes
     poor: list = field(default_factory=lambda: ["poor", "bad", "0", "0.0"])   # quality table: poor classes
@@ -545,6 +554,11 @@ def parse_dataset(d: dict, path: Path, data_root: str | os.PathLike | None = Non
                               f"(wall-clock times, as the recording's time column), got {ls.origin!r}")
         if ls.origin != "recording" and not timed:
             raise SqtoolError(f"{path}: {key}: origin is for a label file's times ({key}.file)")
+        ls.offset_s = _number(ls.offset_s, f"{key}.offset_s", path)
+        if ls.offset_s and not timed:
+            raise SqtoolError(f"{path}: {key}: offset_s shifts the times of a label file or a beats file ({key}.file "
+                              f"or {key}.beats); a {given[0]} label has none of its own (it is on the recording's "
+                              "clock)")
         for k in ("start_column", "value_column"):
             setattr(ls, k, _text(getattr(ls, k), f"{key}.{k}", path, optional=True))
             if getattr(ls, k) is not None and not timed:

@@ -165,8 +165,9 @@ def _whole_file_checks(ds: DatasetFile, recs: list[Record], tables: dict, bad: l
     ds.report["no_label_row"] = {}
     for t in tables.values():
         t.report_unlabelled(ds, recs, say)
-    if past := sum(sum(r.meta.get("label_rows_past_end", {}).values()) for r in recs):
-        ds.report["label_rows_past_end"] = int(past)         # rows whose window runs past their signal's end
+    for key in ("label_rows_past_end", "label_rows_before_start"):   # rows whose window runs past the signal's end;
+        if rows := sum(sum(r.meta.get(key, {}).values()) for r in recs):   # shifted by offset_s to before its start
+            ds.report[key] = int(rows)
     if lack := sum(sum(r.meta.get("label_windows_without_row", {}).values()) for r in recs):
         ds.report["label_windows_without_row"] = int(lack)   # windows outside their label file's rows (NaN)
     for name in ds.labels:
@@ -907,11 +908,14 @@ def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: 
         t = numeric_column(df, tcol, str(f)) * TIME_UNITS[src.time_unit] - STAMPS[src.stamp] * w   # (rows,) starts, s
         if src.origin == "clock":                                  # wall-clock times: from the recording's start
             t = t - clock_start(rec, f, name)
+        if src.offset_s:                                           # the reference's clock onto the recording's
+            t, v = shifted_rows(on_window_grid(t, ds, f, name), v, ds, name, rec, f)
         not_before_start(t, ds, name, rec, f, tcol)
         t, v = rows_inside(t, v, ds, name, rec, f)
-        if src.stamp == "start" and np.isfinite(t).any():          # what stamp_hint reads over the files
+        if src.stamp == "start" and not src.offset_s and np.isfinite(t).any():     # what stamp_hint reads
             rec.meta.setdefault("label_first_row", {})[name] = float(np.nanmin(t))
-        t = on_window_grid(t, ds, f, name)
+        if not src.offset_s:                                       # shifted: on_window_grid read the file's own
+            t = on_window_grid(t, ds, f, name)
         lack = windows_without_rows(t, ds, name, rec, f)           # no value: NaN, left out and counted
         t, v = np.concatenate([t, lack]), np.concatenate([np.asarray(v, np.float64), np.full(len(lack), np.nan)])
         order = np.argsort(t, kind="stable")        # rows in any order: window_label / interpolation need time order
@@ -961,6 +965,33 @@ def ms_fix(ds: DatasetFile, name: str) -> str:
     """How to say a label file's times are in milliseconds."""
     return (f"label-file times are read in seconds (the top-level time_unit is the recordings' time column's): say "
             f"time_unit: ms in labels.{name} of {ds.path.name}")
+
+
+def check_offset(src, rec: Record, f: Path, name: str) -> float:
+    """Label `name`'s offset_s (s), checked against `rec`: a shift longer than the recording moves every row off it
+    (a time in ms or minutes, or the clocks' difference in hours): one line naming it, the file and the recording."""
+    dur = max(len(x) / rec.fs[c] for c, x in rec.signals.items())
+    if abs(src.offset_s) > dur:
+        raise SqtoolError(f"{f}: labels.{name}.offset_s is {src.offset_s:g} s, more than the {dur:.1f} s of recording "
+                          f"{rec.record_id}: no row could stay on it (offset_s is in seconds, the reference's clock "
+                          "minus the recording's; wall-clock times on the recording's clock: origin: clock)")
+    return float(src.offset_s)
+
+
+def shifted_rows(t: np.ndarray, v: np.ndarray, ds: DatasetFile, name: str, rec: Record, f: Path):
+    """Label file `f`'s rows (starts `t` on its own window grid, values `v`) moved by labels.`name`.offset_s onto the
+    recording's clock: rows then before its first sample (the reference started first) are left out and counted
+    (rec.meta["label_rows_before_start"]); rows a multiple of hop_s away stay on the window grid, others lie a
+    fraction of hop_s off it and each window takes the value interpolated at its centre (tasks._label_at_centres)."""
+    off = check_offset(ds.labels[name], rec, f, name)
+    h = float(ds.windows.hop_s)
+    t = t + off
+    if abs(off / h - round(off / h)) * h <= max(GRID_TOL * h, 1e-6):          # a whole number of hops: on the grid
+        t = np.where(np.isfinite(t), np.round(t / h) * h, t)
+    early = np.isfinite(t) & (t < -max(GRID_TOL * h, 1e-6))
+    if early.any():
+        rec.meta.setdefault("label_rows_before_start", {})[name] = int(early.sum())
+    return t[~early], v[~early]
 
 
 def not_before_start(t: np.ndarray, ds: DatasetFile, name: str, rec: Record, f: Path, tcol: str) -> None:

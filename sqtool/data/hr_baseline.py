@@ -221,7 +221,8 @@ def record_windows(record, t0: np.ndarray, window_s: float, sensors: tuple[str, 
 
 def baseline_hr(record, t0: np.ndarray, window_s: float = 8.0, cfg: BaselineCfg | None = None) -> dict:
     """`estimate` over the windows of one recording starting at t0; a window the recording does not hold in full
-    (see `record_windows`) gets NaN (its truth is NaN too: the label has no such window)."""
+    (see `record_windows`) gets NaN (its truth is NaN too: the label has no such window). Besides estimate's keys,
+    "share": each window's `peak_share` of its per-window pick (how confidently the spectrum reads it)."""
     cfg = cfg or BaselineCfg()
     return baseline_grid(record, t0, window_s, (cfg.notch_bpm,), cfg)[cfg.notch_bpm]
 
@@ -237,12 +238,23 @@ def baseline_grid(record, t0: np.ndarray, window_s: float, notches, cfg: Baselin
         spec = spectra(ppg, acc, fs, cfg)
     for notch in notches:
         res = {"hr": np.full(len(full), np.nan), "raw": np.full(len(full), np.nan),
-               "suppressed": np.zeros(len(full), bool)}
+               "suppressed": np.zeros(len(full), bool), "share": np.full(len(full), np.nan)}
         if full.any():
             for k, v in track(*spec, replace(cfg, notch_bpm=float(notch))).items():
                 res[k][full] = v
+            res["share"][full] = peak_share(spec[0], spec[1], res["raw"][full])
         out[notch] = res
     return out
+
+
+def peak_share(bpm: np.ndarray, P: np.ndarray, hr: np.ndarray, half_bpm: float = 3.0) -> np.ndarray:
+    """bpm (F,), the PPG spectra P (W, F) (`spectra`), picks hr (W,) BPM -> (W,) the share of each window's PPG power
+    within +-half_bpm of its pick: how clearly the spectrum holds that one rate (a clean pulse: a large share; motion
+    or noise: power spread over many peaks). NaN where there is no pick or no power."""
+    near = np.abs(bpm[None, :] - np.asarray(hr, np.float64)[:, None]) <= half_bpm      # (W, F)
+    total = P.sum(axis=1)                                                              # (W,)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(np.isfinite(hr) & (total > 0), (P * near).sum(axis=1) / total, np.nan)
 
 
 # ----------------------------------------------------------------------------- nested choice (classic rows)

@@ -20,7 +20,8 @@ recording's: `generic.csv_options`), one row per beat, in one of three forms:
 
 Units and clocks, as a label `file:`'s: R-R in `unit` (ms, the default, or s); times in seconds from the
 recording's first sample (numbers in `time_unit`), or with `origin: clock` wall-clock times on the recording's own
-clock (numbers since 1970 in time_unit, or date-times as a Polar export writes them).
+clock (numbers since 1970 in time_unit, or date-times as a Polar export writes them); `offset_s` (s) is added to the
+beat times then (the strap's clock onto the recording's: positive when the strap's runs behind), in every form.
 
 Bad input, one SqtoolError line naming the file: no such file; no R-R or time column (naming the columns it has);
 R-R values whose median says the other unit (0.8 said in ms, 800 said in s) or no heart rate at all; an R-R of 0 or
@@ -100,6 +101,10 @@ def read_beats(f: Path, src, rec, name: str, window_s: float) -> tuple[np.ndarra
         else:
             ok = np.isfinite(rr)                                 # an empty cell: that beat missing
             beats, how = _anchored(rr[ok], t[ok], f, tcol), f"R-R intervals ({f.name}) on its '{tcol}' times"
+    if src.offset_s:                                             # the strap's clock onto the recording's
+        from sqtool.data.dataset_reader import check_offset
+        beats = beats + check_offset(src, rec, f, name)
+        how += f", shifted by offset_s {src.offset_s:+g} s"
     return _inside(beats, rec, f, name, window_s), how
 
 

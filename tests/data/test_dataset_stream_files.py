@@ -194,6 +194,8 @@ def test_data_inspect_lists_each_recording_with_its_stream_files_and_the_acc_con
     s = json.loads(capsys.readouterr().out)
     g = s["recordings"][1].pop("gravity")                 # 9.81 m/s^2 x gain 2 on z: the watch lay face up
     assert g["axis"] == "+z" and g["share"] == 1.0 and abs(g["mean_g"][2] - 2.0) < 0.01
+    lag = s["recordings"][1].pop("clock_lag")           # its hr label against its PPG (data.clocklag): a flat rate
+    assert lag["verdict"] == "undetermined" and "flat heart rate" in lag["why"]
     assert s["recordings"][1] == {"record": "s02/ppg", "subject": "s02", "duration_s": 56.0,
                                   "fs": {"ppg": 64.0, "acc_x": 32.0, "acc_y": 32.0, "acc_z": 32.0},
                                   "start_time": "2023-11-14T22:13:21.000Z", "stream_files": ["acc.csv"],

@@ -6,7 +6,7 @@ summarise(path) -> {kind, path, records, subjects, hours, channels {name: record
                     shorter_than? {window s: records shorter} (8 and 30 s, or the dataset file's window),
                     unread_arrays? {"name (shape)": files},
                     recordings [{record, subject, duration_s, fs {channel: Hz}, start_time?, stream_files?, source?,
-                                 gravity?}]}
+                                 gravity?, clock_lag?}]}
 `recordings`: every recording read, in read order (the text lists the first RECORDINGS_SHOWN, then "... N more"):
 what a user checks a dataset file against (each one's length, channels and rates, the stream files it was assembled
 from: Record.meta["stream_files"]; where gravity lies in its accelerometer, `gravity.acc_gravity`: the axis order
@@ -15,6 +15,9 @@ become g (`dataset_file.acc_conversion`), printed under the channels.
 `values` counts a label's values as its source holds them (a label file's rows: per window or per second alike);
 `windows` (per-window labels) {"with_value", "of"}: the recordings' windows (every hop_s, fully inside the PPG) and
 those with a finite value, as the heart-rate tasks read it (`windows_with_value`), the one count to compare.
+`clock_lag` (a recording with a per-window hr label and a PPG): its reference's lag against the PPG's classic heart
+rate (`clocklag.record_clock_lag`: verdict aligned / lagged / undetermined, lag_s, agreement at 0 and at the lag); the
+text prints a count line and one WARNING line per lagged recording, naming the offset_s that undoes it.
 A folder holding several datasets (e.g. the whole data root, or a folder of dataset folders each with its own
 dataset.yaml) gives {"kind": "multiple", "datasets": [...]}, one summary per sub-folder that is a dataset (one with
 a dataset.yaml read through it). `binary`: a dataset file's rhythm / quality classes as the af and
@@ -29,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError
+from sqtool.data.clocklag import clock_lag_lines
 from sqtool.data.gravity import acc_gravity
 from sqtool.data.polarity import polarity_lines
 from sqtool.data.record import PPG_WAVELENGTHS
@@ -78,6 +82,7 @@ def summarise(path: str | os.PathLike, kind: str | None = None, records=None,
     """`records` given (e.g. a dataset file's): summarise those instead of reading `path`; `windows`: their
     (window_s, hop_s), a dataset file's (else a per-window label's own); progress: a bar over the records read."""
     from sqtool.core.progress import bar
+    from sqtool.data.clocklag import record_clock_lag
     from sqtool.data.polarity import ppg_channels, record_polarity
     from sqtool.data.readers import clip_fraction, detect_kind, iter_records
 
@@ -125,6 +130,8 @@ def summarise(path: str | os.PathLike, kind: str | None = None, records=None,
                    desc=f"inspect {path.name}", enabled=progress, unit="rec"):
         n += 1
         rows.append(recording_row(rec))
+        if lag := record_clock_lag(rec, "hr", None if windows is None else float(windows[1])):
+            rows[-1]["clock_lag"] = lag.as_dict()                # its reference's clock against its PPG's
         if rec.meta.get("truth_missing"):                   # a reader looked for its label file, in vain
             unlabelled.append({"record": rec.source or rec.record_id, "expected": rec.meta.get("truth_expected")})
         kinds_seen[rec.dataset] += 1
@@ -280,6 +287,7 @@ def format_summary(s: dict, indent: str = "", shown: int = RECORDINGS_SHOWN) -> 
         lines.append(f"{indent}  warning: no ppg channel but {len(waves)} PPG wavelengths ({', '.join(waves)}): a model "
                      f"reads one; name it in a dataset.yaml beside the recordings (channels: {{ppg: <column>}})")
     lines += polarity_lines(s, indent=indent)
+    lines += clock_lag_lines(s, indent=indent)
     if shown and s.get("recordings"):
         lines += recording_lines(s["recordings"], shown, indent + "  ")
     if s.get("skipped"):
