@@ -894,7 +894,8 @@ def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: 
         if not f.is_file():
             raise SqtoolError(f"{where}: label '{name}' file {f} not found")
         from sqtool.data.readers._common import numeric_column, read_csv
-        df = read_csv(f)
+        from sqtool.data.readers.generic import csv_options
+        df = read_csv(f, **csv_options(f)[0])                      # comma, semicolon or tab, as a recording's
         df.columns = [str(c).strip().lower() for c in df.columns]
         tcol, vcol = (next((c for c in ((own.strip().lower(),) if own else auto) if c in df.columns), None)
                       for own, auto in ((src.start_column, ("start", "start_s", "time", "t")),
@@ -905,9 +906,7 @@ def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: 
                               f"{name}: {{file: ..., start_column: ..., value_column: ...}})")
         v = numeric_column(df, vcol, str(f))
         _plausible(ds, name, v, f"{f}: column '{vcol}'")
-        t = numeric_column(df, tcol, str(f)) * TIME_UNITS[src.time_unit] - STAMPS[src.stamp] * w   # (rows,) starts, s
-        if src.origin == "clock":                                  # wall-clock times: from the recording's start
-            t = t - clock_start(rec, f, name)
+        t = label_times(df[tcol], tcol, src, rec, f, name) - STAMPS[src.stamp] * w     # (rows,) starts, s
         if src.offset_s:                                           # the reference's clock onto the recording's
             t, v = shifted_rows(on_window_grid(t, ds, f, name), v, ds, name, rec, f)
         not_before_start(t, ds, name, rec, f, tcol)
@@ -1068,6 +1067,33 @@ def clock_start(rec: Record, f: Path, name: str) -> float:
                           "(no time column of dates or epoch times, no header start): give its times in seconds from "
                           "the first sample")
     return epoch_s(start)
+
+
+def label_times(col, tcol: str, src, rec: Record, f: Path, name: str) -> np.ndarray:
+    """Time column `tcol` (a pandas column) of label file or beats file `f` in s from the recording's first sample:
+    numbers in src.time_unit, from the first sample or (origin: clock) on the recording's clock; or date-times
+    (origin: clock said), local times beside a local clock or instants beside instants (else one line)."""
+    from sqtool.data.readers._common import numeric_column
+    if col.dtype == object or str(col.dtype).startswith(("str", "string")):     # date-times
+        if src.origin != "clock":
+            raise SqtoolError(f"{f}: column '{tcol}' holds date-times ({str(col.iloc[0]).strip()!r}), wall-clock "
+                              f"times: say origin: clock in labels.{name} (they are then read on the recording's "
+                              "own clock)")
+        from sqtool.data.readers.generic import read_times
+        rel, first = read_times(col, tcol, str(f))
+        start = clock_start(rec, f, name)
+        if has_zone(first) != has_zone(rec.meta.get("start_time")):
+            raise SqtoolError(f"{f}: column '{tcol}' date-times ({first}) and recording {rec.record_id}'s clock "
+                              f"({rec.meta.get('start_time')}) are not both local times or both instants: one "
+                              "would be off by the UTC offset; write both the same way")
+        return rel + epoch_s(first) - start
+    t = numeric_column(col.to_frame(tcol), tcol, str(f)) * TIME_UNITS[src.time_unit]
+    return t - clock_start(rec, f, name) if src.origin == "clock" else t
+
+
+def has_zone(iso: str | None) -> bool:
+    """Whether ISO 8601 time `iso` is an instant (ends in Z or a UTC offset), not a local time."""
+    return bool(iso) and (iso[-1:] == "Z" or "+" in iso[10:] or "-" in iso[10:])
 
 
 def epoch_s(iso: str) -> float:

@@ -90,7 +90,8 @@ def read_beats(f: Path, src, rec, name: str, window_s: float) -> tuple[np.ndarra
                                                      ("time_unit", src.time_unit, "s")) if v != d]):
         raise SqtoolError(f"{f}: labels.{name}.{said[0]} is for the beats file's times, and it has no time column "
                           f"(its columns: {', '.join(names)}): name it with start_column, or drop {said[0]}")
-    t = _times(df[tcol], tcol, src, rec, f, name) if tcol is not None else None
+    from sqtool.data.dataset_reader import label_times
+    t = label_times(df[tcol], tcol, src, rec, f, name) if tcol is not None else None
     if rcol is None:                                             # one row per beat
         _increasing(t, f, tcol, "beat times")
         beats, how = t, f"beat times ({f.name})"
@@ -106,32 +107,6 @@ def read_beats(f: Path, src, rec, name: str, window_s: float) -> tuple[np.ndarra
         beats = beats + check_offset(src, rec, f, name)
         how += f", shifted by offset_s {src.offset_s:+g} s"
     return _inside(beats, rec, f, name, window_s), how
-
-
-def _times(col, tcol: str, src, rec, f: Path, name: str) -> np.ndarray:
-    """Time column `tcol` of `f` in s from the recording's first sample (label `name`'s units and origin)."""
-    from sqtool.data.dataset_reader import clock_start, epoch_s
-    from sqtool.data.readers._common import TIME_UNITS, numeric_column
-    if col.dtype == object or str(col.dtype).startswith(("str", "string")):     # date-times
-        if src.origin != "clock":
-            raise SqtoolError(f"{f}: column '{tcol}' holds date-times ({str(col.iloc[0]).strip()!r}), wall-clock "
-                              f"times: say origin: clock in labels.{name} (they are then read on the recording's "
-                              "own clock)")
-        from sqtool.data.readers.generic import read_times
-        rel, first = read_times(col, tcol, str(f))
-        start = clock_start(rec, f, name)
-        if _has_zone(first) != _has_zone(rec.meta.get("start_time")):
-            raise SqtoolError(f"{f}: column '{tcol}' date-times ({first}) and recording {rec.record_id}'s clock "
-                              f"({rec.meta.get('start_time')}) are not both local times or both instants: one "
-                              "would be off by the UTC offset; write both the same way")
-        return rel + epoch_s(first) - start
-    t = numeric_column(col.to_frame(tcol), tcol, str(f)) * TIME_UNITS[src.time_unit]
-    return t - clock_start(rec, f, name) if src.origin == "clock" else t
-
-
-def _has_zone(iso: str | None) -> bool:
-    """Whether ISO 8601 time `iso` is an instant (ends in Z or a UTC offset), not a local time."""
-    return bool(iso) and (iso[-1:] == "Z" or "+" in iso[10:] or "-" in iso[10:])
 
 
 def _intervals(x: np.ndarray, rcol: str, src, f: Path, name: str, timed: bool) -> np.ndarray:

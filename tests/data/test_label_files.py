@@ -344,6 +344,25 @@ def test_label_times_on_the_recordings_clock_are_told_and_read_with_origin_clock
     assert list(lab.times) == list(range(0, 53, 2)) and list(lab.values[:3]) == [16, 17, 18]
 
 
+def test_a_label_file_of_date_times_with_semicolons_is_read_on_the_recordings_clock(tmp_path):
+    """A monitor's per-window export as a European spreadsheet writes it: `time;rr` rows of ISO date-times (the
+    instants of the recording's epoch clock, Z) are read with origin: clock as their epoch numbers are (they were
+    refused: 'time;rr' read as one column, date-times not numbers); without origin: clock, one line asks for it."""
+    from datetime import datetime, timezone
+    clock_recordings(tmp_path)
+    (tmp_path / "rr").mkdir()
+    for stem in ("p1_icu", "p2_icu"):
+        (tmp_path / "rr" / f"{stem}.csv").write_text("time;rr\n" + "".join(
+            f"{datetime.fromtimestamp(EPOCH + t, timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')};{16 + (i % 5)}\n"
+            for i, t in enumerate(range(0, 53, 2))))
+    msg = one_line_error(dataset(tmp_path))
+    assert "column 'time' holds date-times ('2026-03-01T09:00:00Z'), wall-clock times: say origin: clock" in msg, msg
+    recs = load_dataset_file(dataset(tmp_path, yaml=YAML.replace("'rr/{stem}.csv'}", "'rr/{stem}.csv', origin: clock}"))
+                             ).records()
+    lab = recs[0].labels["rr"]
+    assert list(lab.times) == list(range(0, 53, 2)) and list(lab.values[:3]) == [16, 17, 18]
+
+
 def test_origin_clock_needs_a_recording_with_a_clock(tmp_path):
     recordings(tmp_path)                                        # time column from 0 s: no wall clock
     for stem in ("p1_icu", "p2_icu"):
