@@ -101,7 +101,8 @@ def test_pretrain_resume_refuses_a_library_config_and_fewer_epochs_than_done():
     saved = to_dict(PretrainConfig(epochs=4))
     assert resumed_config(saved, PretrainConfig(epochs=6, max_steps=3), "run", epochs_done=2).epochs == 6
     with pytest.raises(SqtoolError, match=r"changed config \(lr: 0.0001 -> 0.1\): on resume only --max-steps, "
-                                          r"--progress, --device, --layout, --ddp-timeout and --epochs \(not below the 2 done\) may change"):
+                                          r"--progress, --device, --layout, --ddp-timeout and --epochs "
+                                          r"\(not below the 2 done\) may change"):
         resumed_config(saved, PretrainConfig(epochs=4, lr=0.1), "run", epochs_done=2)       # a whole config: a library resume
     with pytest.raises(SqtoolError, match=r"changed config \(epochs: 4 -> 1\)"):
         resumed_config(saved, PretrainConfig(epochs=1), "run", epochs_done=2)
