@@ -158,11 +158,15 @@ def write_windows_csv(run_dir, columns: dict) -> str:
     return WINDOWS_CSV
 
 
-def condition_lines(rows: list[dict], unit: str = "BPM", seen: int = 0) -> list[str]:
+def condition_lines(rows: list[dict], unit: str = "BPM", seen: int = 0, held_out: bool = False) -> list[str]:
     """bench.md's table by condition: one row per condition, for each of `rows` (the primary runtime, the baseline)
     that has per_condition, its windows, subjects, MAE, MAPE, bias and 95 % limits of agreement; [] when none has.
-    `seen`: scored subjects the model was trained on, counted in it (said in its title; the spectral bench's held-out
-    subjects' figures by condition: bench.json held_out.per_condition)."""
+    `seen`: scored subjects the model was trained on, counted in it (said in its title). `held_out`: the rows' held-out
+    blocks instead (the spectral bench's held_out.per_condition), the conditions no held-out subject scored left out."""
+    if held_out:
+        rows = [{"runtime": r["runtime"], "per_condition": {c: m for c, m in r["held_out"]["per_condition"].items()
+                                                            if m.get("n")}}
+                for r in rows if r and (r.get("held_out") or {}).get("per_condition")]
     rows = [r for r in rows if r and r.get("per_condition")]
     if not rows:
         return []
@@ -181,7 +185,8 @@ def condition_lines(rows: list[dict], unit: str = "BPM", seen: int = 0) -> list[
                                  f"LoA 95% {unit}"] for r in rows), [])
     also = f"; counts the {seen} subject{'s' if seen != 1 else ''} seen in training" if seen else ""
     none = f"; {NONE_ROW}: windows without a condition" if NONE_ROW in names else ""
-    return (["", f"by condition ({unit}, windows with truth; MAPE: % of the reference; LoA: bias +- 1.96 SD"
+    what = "held-out subjects only, by condition" if held_out else "by condition"
+    return (["", f"{what} ({unit}, windows with truth; MAPE: % of the reference; LoA: bias +- 1.96 SD"
                  f"{none}{also})"] + _table(head, body))
 
 

@@ -1103,8 +1103,10 @@ def tables(res: dict) -> str:
                         _f(r.get("flash_kb"), "{:.1f}"), _f(r.get("ram_kb"), "{:.1f}"),
                         _f(r.get("stack_high_water_bytes"), "{:.0f}")] for r in fw])
     if res["labelled"]:
-        out += condition_lines([r for r in res["runtimes"] if r["runtime"] == res.get("primary")] + [res["baseline"]],
-                               seen=len(seen))
+        primary = [r for r in res["runtimes"] if r["runtime"] == res.get("primary")] + [res["baseline"]]
+        out += condition_lines(primary, seen=len(seen))
+        if seen:                                      # the figures to ship on, by condition
+            out += condition_lines(primary, held_out=True)
         cols = [r for r in res["runtimes"] + [res["baseline"]] if r["status"] == "ok" and r.get("per_subject")]
         subs = list((cols[0]["per_subject"] if cols else {}).keys())
         if subs:

@@ -116,7 +116,7 @@ def test_bench_seen_subject_gets_held_out_conditions(data_root, tmp_path):
     src = data_root / "wrist_exercise"
     data = tmp_path / "we"
     (data / "edf").mkdir(parents=True)
-    for stem in ("s2_walk", "s6_walk"):                                      # s2 was trained on, s6 not
+    for stem in ("s2_walk", "s6_walk", "s2_high_resistance_bike"):        # s2 was trained on, s6 not
         (data / "edf" / f"{stem}.edf").symlink_to(src / "edf" / f"{stem}.edf")
     out = tmp_path / "bench"
     assert main(["bench", "--model", str(real_export()), "--data", str(data), "--runtime", "torch_student",
@@ -126,7 +126,11 @@ def test_bench_seen_subject_gets_held_out_conditions(data_root, tmp_path):
     assert r["per_condition"]["walk"]["subjects"] == 2
     assert r["held_out"]["per_condition"]["walk"]["subjects"] == 1
     assert r["held_out"]["per_condition"]["walk"]["n"] == r["held_out"]["metrics"]["n"]
-    assert "counts the 1 subject seen in training" in (out / "bench.md").read_text()
+    md = (out / "bench.md").read_text()
+    assert "counts the 1 subject seen in training" in md
+    held = md.split("held-out subjects only, by condition")[1].split("\n\n")[1]   # the figures to ship on, by condition
+    assert "| walk " in held and "high_resistance_bike" not in held              # no held-out subject rode it
+    assert r["held_out"]["per_condition"]["high_resistance_bike"]["n"] == 0
 
 
 # ----------------------------------------------------------------------------- a dataset.yaml's conditions
