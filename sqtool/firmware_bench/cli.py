@@ -319,12 +319,11 @@ def check_floors(rows: list[dict], floors, seen=(), on_seen: bool = False) -> li
 
 # ----------------------------------------------------------------------------- the benchmark
 
-def _records(cfg: BenchConfig, channels, records=None, kept: list | None = None):
+def _records(cfg: BenchConfig, channels, records=None):
     """(the recordings the model can use, read one at a time as the caller asks: a --data folder or dataset file is
-    not read whole; the reasons the others were left out: a folder's files the readers refused, as they are read,
-    then `kept` (when given, a list) gets (record_id, reason) of each recording without a channel or with a flat
-    PPG, for the caller to sort). The first cfg.max_records usable ones, in the order read; none usable is one
-    line after the last."""
+    not read whole; a function giving, once they are read, the reasons the others were left out: a folder's files
+    the readers refused, then the recordings without a channel or with a flat PPG, by record_id). The first
+    cfg.max_records usable ones, in the order read; none usable is one line after the last."""
     left_out: list[str] = []                   # a folder's files the readers refuse: left out
     from sqtool.firmware_bench.spectral import reader_options
     if records is not None:
@@ -343,7 +342,10 @@ def _records(cfg: BenchConfig, channels, records=None, kept: list | None = None)
         options = reader_options(cfg.acc_fs, ref.path if ref.kind == "path" else ref.dataset)
         records = iter_load(ref.path, left_out=left_out, options=options) if ref.kind == "path" else \
             ref.dataset.iter_records()
-    kept = [] if kept is None else kept
+    kept: list[tuple[str, str]] = []                   # (record_id, reason) of a recording the model cannot use
+
+    def refused() -> list[str]:
+        return left_out + [why for _, why in sorted(kept, key=lambda k: k[0])]
 
     def usable():
         n = 0
@@ -361,9 +363,9 @@ def _records(cfg: BenchConfig, channels, records=None, kept: list | None = None)
             if cfg.max_records and n >= cfg.max_records:
                 return
         if not n:
-            why = "; ".join((left_out + [w for _, w in sorted(kept, key=lambda k: k[0])])[:3]) or "no recordings"
+            why = "; ".join(refused()[:3]) or "no recordings"
             raise SqtoolError(f"--data {cfg.data or 'records'}: no recording the model can use ({why})")
-    return usable(), left_out
+    return usable(), refused
 
 
 class OnDisk(Sequence):
@@ -763,8 +765,8 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     first = bench_target(md, output=cfg.output)            # a model without the output it is read by: one line now
     check_floor_metrics(floors, first, f"{art.export_dir} is a '{md.get('task')}' model")   # its kind is the target's
     spec = StreamSpec.from_model_cfg(md, filter=cfg.filter)
-    kept: list[tuple[str, str]] = []                       # (record_id, reason) of each recording left out, sorted after
-    read, skipped = _records(cfg, list(spec.channels), records, kept)
+    read, refused = _records(cfg, list(spec.channels), records)
+    short: list[tuple[str, str]] = []                      # (record_id, reason) of a recording shorter than a window
     from sqtool.data.record import TooShort, tile_record
     from sqtool.data import hr_baseline as B
     from sqtool.firmware_bench.spectral import no_signals
@@ -785,7 +787,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
         try:
             rp = replay(r, spec, chunk=cfg.chunk)
         except TooShort as e:
-            kept.append((key, str(e)))
+            short.append((key, str(e)))
             raise
         seconds = r.meta.get("tiled_from_s") or r.duration(spec.channels[0])     # not tiled
         baseline, samples, t_aside = None, None, time.perf_counter()
@@ -800,11 +802,13 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
             np.save(samples, np.asarray(record_matrix(r, spec.channels)[0], np.float32))
             aside["scratch"] += time.perf_counter() - t_aside
         return no_signals(r), rp, seconds, baseline, samples
+    def left():                                            # long_enough reads it after the last recording
+        yield from refused()
     done, _ = long_enough(bar(read, desc="stream", enabled=cfg.progress, unit="rec"), streamed, spec.window_s,
-                          cfg.data or "records", left=skipped)   # left out and listed, after the readers' own
+                          cfg.data or "records", left=left())   # left out and listed, after _records' own
     done.sort(key=lambda d: d[0].record_id)
     recs, reps, durations, baselines, streams = (list(c) for c in zip(*done))
-    skipped += [why for _, why in sorted(kept, key=lambda k: k[0])]
+    skipped = refused() + [why for _, why in sorted(short, key=lambda k: k[0])]
     stream_s = time.perf_counter() - t - sum(aside.values())
     target = bench_target(md, recs, cfg.output)            # heart rate, another task's output, or a class's logit
     column = list(md.get("outputs") or []).index(target.output)
