@@ -776,9 +776,10 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     numbers, aside = itertools.count(), {"baseline": 0.0, "scratch": 0.0}   # seconds not spent streaming
 
     # 1. stream every recording as it is read (timed: part of the host pipeline's real-time factor); it keeps its
-    # windows, not its samples (`no_signals`): what the rest reads of them is taken first, its duration, the classic
-    # baseline's heart rate (or the SqtoolError it raised, raised in `classic_row`) and, for c_window, its device
-    # samples (float32, into a scratch file removed after the runtimes), so the memory grows with the windows
+    # model-input windows, not its samples (`no_signals`) nor its device-rate windows (`raw`, unread here): what the
+    # rest reads of them is taken first, its duration, the classic baseline's heart rate (or the SqtoolError it
+    # raised, raised in `classic_row`) and, for c_window, its device samples (float32, into a scratch file removed
+    # after the runtimes), so the memory grows with the model's windows
     t = time.perf_counter()
     def streamed(r):
         key = r.record_id
@@ -801,7 +802,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
             t_aside, samples = time.perf_counter(), Path(scratch.name) / f"{next(numbers)}.npy"
             np.save(samples, np.asarray(record_matrix(r, spec.channels)[0], np.float32))
             aside["scratch"] += time.perf_counter() - t_aside
-        return no_signals(r), rp, seconds, baseline, samples
+        return no_signals(r), replace(rp, raw=None), seconds, baseline, samples
     def left():                                            # long_enough reads it after the last recording
         yield from refused()
     done, _ = long_enough(bar(read, desc="stream", enabled=cfg.progress, unit="rec"), streamed, spec.window_s,

@@ -181,8 +181,9 @@ def test_bench_holds_one_recordings_signals_at_a_time(spec_export_dir, tmp_path,
 
 def test_time_domain_bench_holds_one_recordings_signals_at_a_time(tmp_path, monkeypatch):
     """The time-domain bench reads a folder one recording at a time and keeps its windows, not its samples: the
-    classic baseline runs on each recording as it is streamed, when no other recording's float signals are held (all
-    of them were, read whole before the stream and kept to the end), and c_window is fed the device samples read back
+    classic baseline runs on each recording as it is streamed, when no other recording's float signals or device-rate
+    windows (ReplayResult.raw, 4x its samples) are held (all of them were, read whole before the stream and kept to
+    the end: 3.0 GB at 1,000 spot checks), and c_window is fed the device samples read back
     from a scratch file (the file gone after), its input codes still the stream's; the report as before (sorted by
     recording)."""
     import weakref
@@ -195,15 +196,18 @@ def test_time_domain_bench_holds_one_recordings_signals_at_a_time(tmp_path, monk
     from sqtool.firmware_bench.cli import BenchConfig, run_bench
     from sqtool.models import get_model_cfg
     exp = export_student(tmp_path / "e", get_model_cfg("cnn1d_student_xs"), ["c"], device_fs=125.0)
-    read, held, fed = [], [], []                                # read: a weak reference to each record streamed
+    read, raws, held, fed = [], [], [], []                      # weak references to each record, raw windows made
     real_replay, real_baseline, real_run = St.replay, B.baseline_hr, W.run_window_fw
 
     def replay(record, *a, **k):
         read.append(weakref.ref(record))
-        return real_replay(record, *a, **k)
+        rp = real_replay(record, *a, **k)
+        raws.append(weakref.ref(rp.raw))
+        return rp
 
     def baseline(record, *a, **k):
-        held.append(sum(any(len(v) for v in r().signals.values()) for r in read if r() is not None))
+        held.append((sum(any(len(v) for v in r().signals.values()) for r in read if r() is not None),
+                     sum(w() is not None for w in raws)))
         return real_baseline(record, *a, **k)
 
     def run_window_fw(fw, streams, *a, **k):
@@ -218,7 +222,8 @@ def test_time_domain_bench_holds_one_recordings_signals_at_a_time(tmp_path, monk
         write_wrist_npz(data / f"r{k:02d}.npz", seconds=12 + 4 * k, hr_bpm=70 + 5 * k, seed=k)
     res = run_bench(BenchConfig(model=str(exp), data=str(data), runtime=["c_host", "c_window"],
                                 out=str(tmp_path / "bench"), progress=False))
-    assert len(held) == 6 and max(held) <= 2, held             # this one (and the last one's, not yet collected)
+    assert len(held) == 6 and max(n for n, _ in held) <= 2, held    # this one (and the last one's, not yet collected)
+    assert max(n for _, n in held) == 1, held
     assert len(fed) == 1 and fed[0][:2] == ("OnDisk", 6) and not any(f.exists() for f in fed[0][2])
     rows = {r["runtime"]: r for r in res["runtimes"]}
     assert rows["c_window"]["status"] == "ok" and rows["c_window"]["front_end"]["codes_equal_pct"] >= 99.5
