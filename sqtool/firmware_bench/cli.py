@@ -60,12 +60,14 @@ scored subjects the model was not trained on (bench.json `seen_in_training` name
 """
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import sys
-
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Sequence
 from typing import ClassVar
 from pathlib import Path
 
@@ -318,43 +320,66 @@ def check_floors(rows: list[dict], floors, seen=(), on_seen: bool = False) -> li
 # ----------------------------------------------------------------------------- the benchmark
 
 def _records(cfg: BenchConfig, channels, records=None):
+    """(the recordings the model can use, read one at a time as the caller asks: a --data folder or dataset file is
+    not read whole; a function giving, once they are read, the reasons the others were left out: a folder's files
+    the readers refused, then the recordings without a channel or with a flat PPG, by record_id). The first
+    cfg.max_records usable ones, in the order read; none usable is one line after the last."""
     left_out: list[str] = []                   # a folder's files the readers refuse: left out
     from sqtool.firmware_bench.spectral import reader_options
     if records is not None:
         reader_options(cfg.acc_fs, "records")
-        recs = list(records)
     elif cfg.data == "synthetic":                      # the embedded default: wrist PPG + acc with known HR
         from sqtool.firmware_bench.spectral import synthetic_records
         reader_options(cfg.acc_fs, "synthetic")
-        recs = synthetic_records()
+        records = synthetic_records()
     else:
         if not cfg.data:
             raise SqtoolError("--data is required (a recordings dir or file, e.g. "
                               "../shared/data/troika/Training_data, or 'synthetic')")
-        from sqtool.data.dataset_file import data_records, one_dataset, resolve_data
-        from sqtool.firmware_bench.spectral import load_records
+        from sqtool.data.dataset_file import one_dataset, resolve_data
+        from sqtool.firmware_bench.spectral import iter_load
         ref = one_dataset(resolve_data(cfg.data, getattr(cfg, "data_root", "") or None), "bench")  # the one resolver
         options = reader_options(cfg.acc_fs, ref.path if ref.kind == "path" else ref.dataset)
-        recs = load_records(ref.path, left_out=left_out, options=options) if ref.kind == "path" else data_records(ref)
-    recs = sorted(recs, key=lambda r: r.record_id)
-    p = cfg.data or "records"
-    usable, skipped = [], left_out              # a folder's files the readers refused first (predict's rule)
-    for r in recs:
-        miss = [c for c in channels if c not in r.signals]
-        if miss:
-            skipped.append(f"{r.record_id}: no channel {', '.join(miss)}")
-            continue
-        ppg = np.asarray(r.signals[channels[0]], float)
-        if np.nanmax(ppg) - np.nanmin(ppg) < 1e-9:
-            skipped.append(f"{r.record_id}: {channels[0]} is flat (all-zero or saturated stream)")
-            continue
-        usable.append(r)
-    if cfg.max_records:
-        usable = usable[:cfg.max_records]
-    if not usable:
-        why = "; ".join(skipped[:3]) or "no recordings"
-        raise SqtoolError(f"--data {p}: no recording the model can use ({why})")
-    return usable, skipped
+        records = iter_load(ref.path, left_out=left_out, options=options) if ref.kind == "path" else \
+            ref.dataset.iter_records()
+    kept: list[tuple[str, str]] = []                   # (record_id, reason) of a recording the model cannot use
+
+    def refused() -> list[str]:
+        return left_out + [why for _, why in sorted(kept, key=lambda k: k[0])]
+
+    def usable():
+        n = 0
+        for r in records:
+            miss = [c for c in channels if c not in r.signals]
+            ppg = None if miss else np.asarray(r.signals[channels[0]], float)
+            if miss:
+                kept.append((r.record_id, f"{r.record_id}: no channel {', '.join(miss)}"))
+            elif np.nanmax(ppg) - np.nanmin(ppg) < 1e-9:
+                kept.append((r.record_id, f"{r.record_id}: {channels[0]} is flat (all-zero or saturated stream)"))
+            else:
+                n += 1
+                yield r
+            del r, ppg                           # not held while the next file is read
+            if cfg.max_records and n >= cfg.max_records:
+                return
+        if not n:
+            why = "; ".join(refused()[:3]) or "no recordings"
+            raise SqtoolError(f"--data {cfg.data or 'records'}: no recording the model can use ({why})")
+    return usable(), refused
+
+
+class OnDisk(Sequence):
+    """Arrays saved one per file (np.save), read back one at a time as they are asked for: c_window's device samples
+    of every recording (`WindowLoop.run_records`), not held at once."""
+
+    def __init__(self, files):
+        self.files = list(files)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return np.load(self.files[i])
 
 
 def select_runtimes(asked: list[str], known, aliases: dict, default) -> tuple[list[str], set[str]]:
@@ -584,24 +609,21 @@ def subject_folds(subj: np.ndarray, truth: np.ndarray) -> list[tuple[np.ndarray,
     return [(np.flatnonzero(has & (subj != s)), np.flatnonzero(subj == s)) for s in dict.fromkeys(subj[has].tolist())]
 
 
-def classic_row(target: Target, md: dict, recs, reps, X: np.ndarray, truth: np.ndarray, subj: np.ndarray,
-                signal_s: float, spec) -> tuple[dict, tuple[np.ndarray, np.ndarray] | None]:
+def classic_row(target: Target, md: dict, baselines: list, baseline_s: float, X: np.ndarray, truth: np.ndarray,
+                subj: np.ndarray, signal_s: float, spec) -> tuple[dict, tuple[np.ndarray, np.ndarray] | None]:
     """The baseline row: the classic method on the same windows. Heart rate: the spectral baseline with
-    accelerometer subtraction and peak tracking (`baseline.baseline_hr`, on the recordings); another task: the
+    accelerometer subtraction and peak tracking (`baseline.baseline_hr`, run on each recording as it was streamed:
+    `baselines`, each its result or the SqtoolError it raised, in baseline_s seconds); another task: the
     fine-tunes' classic (`data.classic.classic_oof`, on the streamed windows: rr's respiratory spectral fusion, af's
     beat-interval irregularity rule with its threshold fitted on the other subjects (`subject_folds`), quality's
     signal quality index; none for bp or a dataset file's label: status 'none', its reason as the method), and its
     (raw, tracked) per-window estimates for the series (None without a method)."""
-    from sqtool.data import hr_baseline as B
     from sqtool.firmware_bench.report import hr_metrics, target_metrics
-    t = time.perf_counter()
+    from sqtool.firmware_bench.spectral import _raised
+    t = time.perf_counter() - baseline_s
     if target.tracked:
-        bl_hr, bl_raw = [], []
-        for rec, rp in zip(recs, reps):
-            o = B.baseline_hr(rec, rp.t0, spec.window_s)
-            bl_hr.append(o["hr"])
-            bl_raw.append(o["raw"])
-        bl_hr, bl_raw = np.concatenate(bl_hr), np.concatenate(bl_raw)
+        bl = [_raised(o) for o in baselines]
+        bl_hr, bl_raw = np.concatenate([o["hr"] for o in bl]), np.concatenate([o["raw"] for o in bl])
         method = "spectral + acc subtraction + peak tracking (TROIKA-like)"
         metrics, tracked = hr_metrics(bl_raw, truth), hr_metrics(bl_hr, truth)
     else:
@@ -740,25 +762,57 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
         if not names:
             raise SqtoolError(f"--runtime {','.join(cfg.runtime)}: this float {md.get('model')} export runs on "
                               f"{', '.join(front)} only")
-    bench_target(md, output=cfg.output)                    # a model without the output it is read by: one line now
+    first = bench_target(md, output=cfg.output)            # a model without the output it is read by: one line now
+    check_floor_metrics(floors, first, f"{art.export_dir} is a '{md.get('task')}' model")   # its kind is the target's
     spec = StreamSpec.from_model_cfg(md, filter=cfg.filter)
-    recs, skipped = _records(cfg, list(spec.channels), records)
-    target = bench_target(md, recs, cfg.output)            # heart rate, another task's output, or a class's logit
-    column = list(md.get("outputs") or []).index(target.output)
-    check_floor_metrics(floors, target, f"{art.export_dir} is a '{md.get('task')}' model")
-    from sqtool.data.record import tile_record
+    read, refused = _records(cfg, list(spec.channels), records)
+    short: list[tuple[str, str]] = []                      # (record_id, reason) of a recording shorter than a window
+    from sqtool.data.record import TooShort, tile_record
+    from sqtool.data import hr_baseline as B
+    from sqtool.firmware_bench.spectral import no_signals
     tile = md.get("short_records") == "tile"               # shorter than a window: filled as training did (predict)
+    fed = any(R.feeds_records(n) for n in names)           # c_window: fed each recording's device samples
+    scratch = tempfile.TemporaryDirectory(prefix="sqtool-bench-") if fed else None
+    numbers, aside = itertools.count(), {"baseline": 0.0, "scratch": 0.0}   # seconds not spent streaming
 
-    # 1. stream every recording (timed: part of the host pipeline's real-time factor)
+    # 1. stream every recording as it is read (timed: part of the host pipeline's real-time factor); it keeps its
+    # model-input windows, not its samples (`no_signals`) nor its device-rate windows (`raw`, unread here): what the
+    # rest reads of them is taken first, its duration, the classic baseline's heart rate (or the SqtoolError it
+    # raised, raised in `classic_row`) and, for c_window, its device samples (float32, into a scratch file removed
+    # after the runtimes), so the memory grows with the model's windows
     t = time.perf_counter()
     def streamed(r):
+        key = r.record_id
         r = at_stream_rate(r, spec)                        # a clock off its whole-Hz rate: resampled to it
         r = tile_record(r, spec.window_s) if tile else r
-        return r, replay(r, spec, chunk=cfg.chunk)
-    pairs, skipped = long_enough(bar(recs, desc="stream", enabled=cfg.progress, unit="rec"), streamed, spec.window_s,
-                                 cfg.data or "records", left=skipped)   # left out and listed, after _records' own
-    recs, reps = [r for r, _ in pairs], [rp for _, rp in pairs]
-    stream_s = time.perf_counter() - t
+        try:
+            rp = replay(r, spec, chunk=cfg.chunk)
+        except TooShort as e:
+            short.append((key, str(e)))
+            raise
+        seconds = r.meta.get("tiled_from_s") or r.duration(spec.channels[0])     # not tiled
+        baseline, samples, t_aside = None, None, time.perf_counter()
+        if first.tracked:
+            try:
+                baseline = B.baseline_hr(r, rp.t0, spec.window_s)
+            except SqtoolError as e:
+                baseline = e
+        aside["baseline"] += time.perf_counter() - t_aside
+        if scratch is not None:
+            t_aside, samples = time.perf_counter(), Path(scratch.name) / f"{next(numbers)}.npy"
+            np.save(samples, np.asarray(record_matrix(r, spec.channels)[0], np.float32))
+            aside["scratch"] += time.perf_counter() - t_aside
+        return no_signals(r), replace(rp, raw=None), seconds, baseline, samples
+    def left():                                            # long_enough reads it after the last recording
+        yield from refused()
+    done, _ = long_enough(bar(read, desc="stream", enabled=cfg.progress, unit="rec"), streamed, spec.window_s,
+                          cfg.data or "records", left=left())   # left out and listed, after _records' own
+    done.sort(key=lambda d: d[0].record_id)
+    recs, reps, durations, baselines, streams = (list(c) for c in zip(*done))
+    skipped = refused() + [why for _, why in sorted(short, key=lambda k: k[0])]
+    stream_s = time.perf_counter() - t - sum(aside.values())
+    target = bench_target(md, recs, cfg.output)            # heart rate, another task's output, or a class's logit
+    column = list(md.get("outputs") or []).index(target.output)
     for line in left_out_lines(skipped, "bench"):
         item(line)
     X = np.concatenate([rp.x for rp in reps])                                 # (N, C, T)
@@ -770,7 +824,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     from sqtool.data.record import window_conditions
     cond = np.concatenate([window_conditions(rec, rp.t0, spec.window_s) for rec, rp in zip(recs, reps)])  # "": none
     by_condition = target.scored and target.kind != "class"          # a value's per_condition (MAE, MAPE, bias, LoA)
-    signal_s = float(sum(r.meta.get("tiled_from_s") or r.duration(spec.channels[0]) for r in recs))   # not tiled
+    signal_s = float(sum(durations))
     labelled = bool(np.isfinite(truth).any())         # False: cost and fidelity only (accuracy not measured)
     not_measured = not_measured_line(target, md)
     if not labelled:
@@ -809,7 +863,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
                 rt.timeout_s = cfg.timeout
             t = time.perf_counter()
             if getattr(rt, "fed_records", False):         # the C front end on the recordings' device samples
-                y, codes = rt.run_records([record_matrix(rec, spec.channels)[0] for rec in recs], spec.n_samples)
+                y, codes = rt.run_records(OnDisk(streams), spec.n_samples)
                 row["front_end"] = front_end_fidelity(codes, R.quantize(X, *art.input_qparams), rt.fs_in)
             else:
                 y = rt.run_batch(xs)
@@ -885,7 +939,9 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
                 r["fidelity"]["exact_pct"] = r["exact_pct"]
 
     # 3. the classic baseline on the same windows
-    base, bl = classic_row(target, md, recs, reps, X, truth, subj, signal_s, spec)
+    if scratch is not None:
+        scratch.cleanup()                                 # c_window's device samples
+    base, bl = classic_row(target, md, baselines, aside["baseline"], X, truth, subj, signal_s, spec)
     item(runtime_line(base, target.unit))
     bl_raw = None
     if bl is not None:

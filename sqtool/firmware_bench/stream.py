@@ -314,7 +314,7 @@ class WindowStream:
 @dataclass
 class ReplayResult:
     x: np.ndarray                 # (W, C, T) float32 model inputs
-    raw: np.ndarray               # (W, C, T_dev) device-rate windows
+    raw: np.ndarray | None        # (W, C, T_dev) device-rate windows (None: let go, as bench does once streamed)
     t0: np.ndarray                # (W,) window start, s
     flagged: np.ndarray           # (W,) dropout fraction
     truth: np.ndarray | None      # (W,) label per window (NaN where none), e.g. BPM
