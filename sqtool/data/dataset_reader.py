@@ -59,6 +59,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -178,9 +179,11 @@ def _whole_file_checks(ds: DatasetFile, recs: list[Record], tables: dict, bad: l
         raise SqtoolError(f"{ds.path}: conditions.pattern '{ds.conditions.pattern}' matches none of the {len(recs)} "
                           f"recordings' paths under {ds.root} (e.g. {recs[0].record_id}); no window has a condition")
     ds.report["hr_doubtful"] = int(sum(r.meta.get("hr_doubtful", 0) for r in recs))
-    for r in recs:                          # why, by reason (ecg.REASONS / STRAP_REASONS): data inspect says them
-        for k, n in r.meta.get("hr_reasons", {}).items():
-            ds.report.setdefault("hr_reasons", {})[k] = ds.report.get("hr_reasons", {}).get(k, 0) + int(n)
+    reasons = Counter()                     # why, by reason (ecg.REASONS / STRAP_REASONS): data inspect says them
+    for r in recs:
+        reasons.update({k: int(n) for k, n in r.meta.get("hr_reasons", {}).items()})
+    if reasons:
+        ds.report["hr_reasons"] = dict(reasons)
     if ds.report["hr_doubtful"]:
         say(f"{ds.name}: {ds.report['hr_doubtful']} heart-rate windows with a doubtful ECG or strap reference "
             "(not scored)")
@@ -931,8 +934,7 @@ def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: 
         from sqtool.data.strap import read_beats
         f = fill_path(ds, Path(rec.source), src.beats)
         beats, how = read_beats(f, src, rec, name, w)
-        c = max(rec.signals, key=lambda c: len(rec.signals[c]) / rec.fs[c])          # the windows of the signal
-        starts = window_starts(len(rec.signals[c]), rec.fs[c], w, h)
+        starts = label_starts(ds, rec)
         hr, flags, reasons = beat_train_hr(beats, starts, w)
         rec.meta.update(hr_windows=int(len(hr)), hr_doubtful=int(np.sum(flags)),
                         hr_reasons={r: int(m.sum()) for r, m in reasons.items()}, hr_source=f"chest strap: {how}")
@@ -969,7 +971,7 @@ def ms_fix(ds: DatasetFile, name: str) -> str:
 def check_offset(src, rec: Record, f: Path, name: str) -> float:
     """Label `name`'s offset_s (s), checked against `rec`: a shift longer than the recording moves every row off it
     (a time in ms or minutes, or the clocks' difference in hours): one line naming it, the file and the recording."""
-    dur = max(len(x) / rec.fs[c] for c, x in rec.signals.items())
+    dur = rec.span_s()
     if abs(src.offset_s) > dur:
         raise SqtoolError(f"{f}: labels.{name}.offset_s is {src.offset_s:g} s, more than the {dur:.1f} s of recording "
                           f"{rec.record_id}: no row could stay on it (offset_s is in seconds, the reference's clock "
@@ -1017,7 +1019,7 @@ def rows_inside(t: np.ndarray, v: np.ndarray, ds: DatasetFile, name: str, rec: R
     windows that run past it) are left out and counted (rec.meta["label_rows_past_end"]); rows that run on more
     than one window past the end are another recording's file: one line naming it."""
     w = float(ds.windows.window_s)
-    dur = max(len(x) / rec.fs[c] for c, x in rec.signals.items())
+    dur = rec.span_s()
     tol = 1.0 / min(rec.fs.values()) + 1e-6                     # as check_record's: one sample
     last = float(np.nanmax(t)) if np.isfinite(t).any() else None
     if last is not None and last > dur + w + tol:
@@ -1121,15 +1123,20 @@ def on_clock(t: np.ndarray, rec: Record, span: float) -> str:
             f"{start}")
 
 
+def label_starts(ds: DatasetFile, rec: Record) -> np.ndarray:
+    """(W,) s: the starts of `rec`'s label windows (window_s every hop_s, fully inside its longest channel)."""
+    from sqtool.data.ecg import window_starts
+    c = max(rec.signals, key=lambda c: len(rec.signals[c]) / rec.fs[c])
+    return window_starts(len(rec.signals[c]), rec.fs[c], float(ds.windows.window_s), float(ds.windows.hop_s))
+
+
 def windows_without_rows(t: np.ndarray, ds: DatasetFile, name: str, rec: Record, f: Path) -> np.ndarray:
     """The starts of `rec`'s windows (every hop_s, fully inside the signal) outside the first..last row of label
     file `f` (`t`: its rows' starts, on the grid): windows without a value, which the reader gives NaN (left out of
     training and scoring and counted, as an empty cell is: data inspect's 'missing', the tasks' missing targets)
     and counts in rec.meta["label_windows_without_row"]. When that is over half the recording's windows (a file
     of another recording, or cut short), one warning line names the file and the count."""
-    from sqtool.data.ecg import window_starts
-    c = max(rec.signals, key=lambda c: len(rec.signals[c]) / rec.fs[c])
-    starts = window_starts(len(rec.signals[c]), rec.fs[c], float(ds.windows.window_s), float(ds.windows.hop_s))
+    starts = label_starts(ds, rec)
     tol = max(GRID_TOL * float(ds.windows.hop_s), 1e-6)
     fin = t[np.isfinite(t)]
     out = np.ones(len(starts), bool) if not fin.size else \
@@ -1143,14 +1150,13 @@ def windows_without_rows(t: np.ndarray, ds: DatasetFile, name: str, rec: Record,
     if not out.any() and not holes.size:
         return np.zeros(0)
     rec.meta.setdefault("label_windows_without_row", {})[name] = int(out.sum()) + int(holes.size)
-    dur = len(rec.signals[c]) / rec.fs[c]                  # the rows end a window after the last (one per window)
+    dur = rec.span_s()                                      # the rows end a window after the last (one per window)
     if fin.size and out[-1] and 2 * out.sum() <= len(starts) and (hint := rate_hint(rec, dur, fin.max() + float(ds.windows.window_s))  # or at it
                                  or rate_hint(rec, dur, fin.max())):                        # (a 1 Hz series)
         rec.meta.setdefault("label_rate_hint", {})[name] = hint          # rows stop early: rate_note, over the files
     if 2 * out.sum() > len(starts):
         from sqtool.data.dataset_tasks import warn
         cover = f"cover {fin.min():g}..{fin.max():g} s" if fin.size else "cover none"
-        dur = len(rec.signals[c]) / rec.fs[c]
         warn(f"{f}: its rows {cover} of the {dur:.2f} s recording {rec.record_id}: "
              f"{int(out.sum())} of its {len(starts)} windows have no {name} value, left out and counted (is it this "
              "recording's label file, and all of it?)"

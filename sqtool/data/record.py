@@ -91,6 +91,10 @@ class Record:
         ch = channel or self.primary_channel()
         return len(self.signals[ch]) / self.fs[ch]
 
+    def span_s(self) -> float:
+        """Seconds of the longest channel: what a label's rows and windows are checked against."""
+        return max(len(x) / self.fs[c] for c, x in self.signals.items())
+
     def primary_channel(self) -> str:
         for ch in self.signals:
             if ch.startswith("ppg"):

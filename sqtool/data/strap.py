@@ -170,7 +170,7 @@ def _inside(beats: np.ndarray, rec, f: Path, name: str, window_s: float) -> np.n
     """The beats inside `rec`'s signal; none of them there, or beats more than a window past its end (another
     recording's file), is one line naming the file."""
     from sqtool.data.dataset_reader import on_clock
-    dur = max(len(x) / rec.fs[c] for c, x in rec.signals.items())
+    dur = rec.span_s()
     last, first = float(beats.max()), float(beats.min())
     if last > dur + window_s or last < 0 or first > dur:
         clock = on_clock(beats, rec, dur + window_s)

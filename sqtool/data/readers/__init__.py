@@ -159,7 +159,7 @@ def _check_label(rec: Record, name: str, lab: Label, where: str) -> None:
         raise SqtoolError(f"{where}: label '{name}' has {np.size(lab.values)} values but {t.size} times")
     if t.size == 0:
         return
-    dur = max(len(x) / rec.fs[c] for c, x in rec.signals.items())
+    dur = rec.span_s()
     end = float(t[-1]) + (lab.window_s or 0.0)
     tol = 1.0 / min(rec.fs.values()) + (1.0 / lab.fs if lab.fs else 0.0) + 1e-6
     if float(t[0]) < -tol or end > dur + tol:
