@@ -139,7 +139,7 @@ def record_clock_lag(rec, label: str = "hr", hop_s: float | None = None) -> Cloc
     if len(t0) == 0:
         return ClockLag("undetermined", nan, nan, nan, nan, nan, 0, nan, hop, f"shorter than one {WINDOW_S:g} s window")
     try:
-        b = baseline_hr(rec, t0, WINDOW_S)
+        b = baseline_hr(rec, t0, WINDOW_S, share=True)
     except SqtoolError as e:                     # a rate the classic cannot read (<= 8 Hz): said, not raised
         return ClockLag("undetermined", nan, nan, nan, nan, nan, 0, nan, hop, str(e))
     return clock_lag(b["raw"], b["share"], window_truth(rec, t0, WINDOW_S, label=label), hop)

@@ -219,15 +219,18 @@ def record_windows(record, t0: np.ndarray, window_s: float, sensors: tuple[str, 
     return ppg, acc, fs, full
 
 
-def baseline_hr(record, t0: np.ndarray, window_s: float = 8.0, cfg: BaselineCfg | None = None) -> dict:
+def baseline_hr(record, t0: np.ndarray, window_s: float = 8.0, cfg: BaselineCfg | None = None,
+                share: bool = False) -> dict:
     """`estimate` over the windows of one recording starting at t0; a window the recording does not hold in full
-    (see `record_windows`) gets NaN (its truth is NaN too: the label has no such window). Besides estimate's keys,
-    "share": each window's `peak_share` of its per-window pick (how confidently the spectrum reads it)."""
+    (see `record_windows`) gets NaN (its truth is NaN too: the label has no such window). With `share`, besides
+    estimate's keys, "share": each window's `peak_share` of its per-window pick (how confidently the spectrum reads
+    it; the clock-lag check's)."""
     cfg = cfg or BaselineCfg()
-    return baseline_grid(record, t0, window_s, (cfg.notch_bpm,), cfg)[cfg.notch_bpm]
+    return baseline_grid(record, t0, window_s, (cfg.notch_bpm,), cfg, share=share)[cfg.notch_bpm]
 
 
-def baseline_grid(record, t0: np.ndarray, window_s: float, notches, cfg: BaselineCfg | None = None) -> dict:
+def baseline_grid(record, t0: np.ndarray, window_s: float, notches, cfg: BaselineCfg | None = None,
+                  share: bool = False) -> dict:
     """{notch: `baseline_hr` at that notch width (BPM), cfg's other settings}: the windows read and their spectra
     computed once for every notch."""
     cfg = cfg or BaselineCfg()
@@ -238,11 +241,12 @@ def baseline_grid(record, t0: np.ndarray, window_s: float, notches, cfg: Baselin
         spec = spectra(ppg, acc, fs, cfg)
     for notch in notches:
         res = {"hr": np.full(len(full), np.nan), "raw": np.full(len(full), np.nan),
-               "suppressed": np.zeros(len(full), bool), "share": np.full(len(full), np.nan)}
+               "suppressed": np.zeros(len(full), bool), **({"share": np.full(len(full), np.nan)} if share else {})}
         if full.any():
             for k, v in track(*spec, replace(cfg, notch_bpm=float(notch))).items():
                 res[k][full] = v
-            res["share"][full] = peak_share(spec[0], spec[1], res["raw"][full])
+            if share:
+                res["share"][full] = peak_share(spec[0], spec[1], res["raw"][full])
         out[notch] = res
     return out
 
