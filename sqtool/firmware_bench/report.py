@@ -162,10 +162,9 @@ def condition_lines(rows: list[dict], unit: str = "BPM", seen: int = 0, held_out
     """bench.md's table by condition: one row per condition, for each of `rows` (the primary runtime, the baseline)
     that has per_condition, its windows, subjects, MAE, MAPE, bias and 95 % limits of agreement; [] when none has.
     `seen`: scored subjects the model was trained on, counted in it (said in its title). `held_out`: the rows' held-out
-    blocks instead (the spectral bench's held_out.per_condition), the conditions no held-out subject scored left out."""
+    blocks instead (the spectral bench's held_out.per_condition: the conditions a held-out subject scored in)."""
     if held_out:
-        rows = [{"runtime": r["runtime"], "per_condition": {c: m for c, m in r["held_out"]["per_condition"].items()
-                                                            if m.get("n")}}
+        rows = [{"runtime": r["runtime"], "per_condition": r["held_out"]["per_condition"]}
                 for r in rows if r and (r.get("held_out") or {}).get("per_condition")]
     rows = [r for r in rows if r and r.get("per_condition")]
     if not rows:

@@ -580,14 +580,16 @@ def held_out_scores(hr: np.ndarray, truth_held: np.ndarray, subj_key: np.ndarray
                     unc: tuple | None, span: float | None, conditions: np.ndarray | None = None) -> dict:
     """A runtime's scores over the subjects the model was not trained on only (`truth_held`: NaN on the others'
     windows): pooled hr_scores, the mean of the subjects' MAEs, per subject, the interval and confidence, and by
-    condition (`report.condition_scores`) where windows have one."""
+    condition (`report.condition_scores`) where windows have one: the conditions of the held-out scored windows only."""
     per = {k: v for k, v in grouped(hr, truth_held, subj_key).items() if v.get("mae") is not None}
     out = {"subjects": len(per), "metrics": hr_scores(hr, truth_held, subj_key, rec_key, block),
            "mae_mean_of_subjects": float(np.mean([v["mae"] for v in per.values()])) if per else None,
            "per_subject": per}
     if unc is not None:
         out["uncertainty"] = uncertainty_scores(hr, *unc, truth_held, span=span)
-    if conditions is not None and (by := condition_scores(hr, truth_held, conditions, subj_key)) is not None:
+    held = np.isfinite(truth_held)                    # the held-out subjects' scored windows: a condition none of
+    if conditions is not None and (by := condition_scores(hr[held], truth_held[held], np.asarray(conditions)[held],
+                                                          subj_key[held])) is not None:   # them did gets no row
         out["per_condition"] = by
     return out
 
