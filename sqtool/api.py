@@ -18,7 +18,6 @@ Only spectral heart-rate exports (`spec_*` students); another export is one erro
 from __future__ import annotations
 
 import numbers
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError, check_fs
+from sqtool.core.io import ScratchDir
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ class HrModel:
         self._art, self._cfg = art, PredictConfig(model=str(self.export_dir), runtime=runtime, progress=False)
         self._runners: dict = {}                                        # runtime name -> built once
         self._tables: dict = {}                                         # input rate -> front-end tables, designed once
-        self._tmp: tempfile.TemporaryDirectory | None = None
+        self._tmp: ScratchDir | None = None
 
     def __repr__(self) -> str:
         return (f"HrModel({str(self.export_dir)!r}, runtime={self._cfg.runtime or 'default'!r}, "
@@ -153,7 +153,7 @@ class HrModel:
                                                  # runtimes put torch's thread count back themselves)
             prep = P.prepare_spectral(self._cfg, self._art, [P.checked_record(rec)], self._tables)
             if self._tmp is None:
-                self._tmp = tempfile.TemporaryDirectory(prefix="sqtool-hrmodel-")
+                self._tmp = ScratchDir("sqtool-hrmodel-")
             outs, _, _ = P.run_spectral(self._art, prep, Path(self._tmp.name), self._runners)
         r, o = prep["recs"][0], outs[0]
 

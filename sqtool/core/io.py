@@ -236,3 +236,101 @@ def load_shared_lib(path):
         return ctypes.CDLL(tmp)
     finally:
         os.unlink(tmp)
+
+
+# ----------------------------------------------------------------------------- scratch folders
+SCRATCH_LOCK = ".owner.lock"      # held (flock, exclusive) by the process a scratch folder belongs to, for its life
+SCRATCH_MAKING = ".sqtool-making-"  # a scratch folder's name until its lock is held: never swept while being made
+SCRATCH_STALE_S = 60.0            # a folder left in the making (killed between mkdtemp and rename) is swept after this
+
+
+class ScratchDir:
+    """A temporary folder under TMPDIR (`name`, `cleanup()`, a with-block, removed when garbage-collected: as
+    tempfile.TemporaryDirectory), which a SIGKILL, an out-of-memory kill or a power cut cannot leave behind for
+    long: its process holds an exclusive flock on the folder's `.owner.lock` for the folder's life (the kernel
+    drops it however the process dies), and making a ScratchDir removes every `sqtool-*` sibling of this user
+    whose lock can be taken, i.e. whose owner is gone (a bench's device samples of a whole corpus: hundreds of MB
+    each time). A folder is made under a name no sweep reads and renamed once its lock is held. Without fcntl
+    (Windows) it is a plain temporary folder and nothing is swept."""
+
+    def __init__(self, prefix: str = "sqtool-"):
+        import weakref
+        if not prefix.startswith("sqtool-"):
+            raise ValueError("ScratchDir: the prefix must start with 'sqtool-' (what the sweep reads)")
+        try:
+            import fcntl
+        except ImportError:                                       # no flock: a plain temporary folder
+            fcntl = None
+        if fcntl is not None:
+            sweep_scratch(fcntl)
+        made = tempfile.mkdtemp(prefix=SCRATCH_MAKING + prefix)
+        self._lock = None
+        if fcntl is not None:
+            self._lock = open(os.path.join(made, SCRATCH_LOCK), "w")
+            fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX)
+            final = os.path.join(os.path.dirname(made), os.path.basename(made)[len(SCRATCH_MAKING):])
+            os.rename(made, final)
+            made = final
+        self.name = made
+        self._finalizer = weakref.finalize(self, _remove_scratch, made, self._lock)
+
+    def cleanup(self) -> None:
+        self._finalizer()
+
+    def __enter__(self) -> str:
+        return self.name
+
+    def __exit__(self, *exc) -> None:
+        self.cleanup()
+
+    def __repr__(self) -> str:
+        return f"ScratchDir({self.name!r})"
+
+
+def _remove_scratch(path: str, lock) -> None:
+    import shutil
+    shutil.rmtree(path, ignore_errors=True)                       # the lock file goes with it, still held
+    if lock is not None:
+        lock.close()
+
+
+def sweep_scratch(fcntl) -> list[str]:
+    """Remove the scratch folders (`ScratchDir`) under TMPDIR whose owner is gone: this user's `sqtool-*` folders
+    holding an `.owner.lock` nobody holds, and folders left in the making for over SCRATCH_STALE_S. A folder
+    without the lock file (another tool's, an older sqtool's) is left alone. Returns the paths removed."""
+    import shutil
+    import time
+    root, gone = tempfile.gettempdir(), []
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return gone
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    for n in names:
+        making = n.startswith(SCRATCH_MAKING)
+        if not (n.startswith("sqtool-") or making):
+            continue
+        p = os.path.join(root, n)
+        try:
+            st = os.lstat(p)
+            if not os.path.isdir(p) or os.path.islink(p) or (uid is not None and st.st_uid != uid):
+                continue
+            if making:
+                if time.time() - st.st_mtime > SCRATCH_STALE_S:
+                    shutil.rmtree(p, ignore_errors=True)
+                    gone.append(p)
+                continue
+            fd = os.open(os.path.join(p, SCRATCH_LOCK), os.O_RDONLY)
+        except OSError:                                            # no lock file, or gone meanwhile
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:                                            # held: its owner is alive
+            os.close(fd)
+            continue
+        try:
+            shutil.rmtree(p, ignore_errors=True)
+            gone.append(p)
+        finally:
+            os.close(fd)
+    return gone

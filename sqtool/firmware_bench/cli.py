@@ -64,7 +64,6 @@ import itertools
 import json
 import math
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from collections.abc import Sequence
@@ -75,6 +74,7 @@ import numpy as np
 
 from sqtool.core import (SqtoolError, add_config_args, make_run_dir, resolve_config, save_config, stream_filter,
                          write_metrics)
+from sqtool.core.io import ScratchDir
 from sqtool.core.manifest import TamperedArtifact
 from sqtool.core.progress import bar, item
 from sqtool.core.runs import FORCE_HELP, check_required, releases_run_dirs, shell_command
@@ -772,7 +772,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     from sqtool.firmware_bench.spectral import no_signals
     tile = md.get("short_records") == "tile"               # shorter than a window: filled as training did (predict)
     fed = any(R.feeds_records(n) for n in names)           # c_window: fed each recording's device samples
-    scratch = tempfile.TemporaryDirectory(prefix="sqtool-bench-") if fed else None
+    scratch = ScratchDir("sqtool-bench-") if fed else None
     numbers, aside = itertools.count(), {"baseline": 0.0, "scratch": 0.0}   # seconds not spent streaming
 
     # 1. stream every recording as it is read (timed: part of the host pipeline's real-time factor); it keeps its

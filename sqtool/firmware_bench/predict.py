@@ -86,7 +86,6 @@ from __future__ import annotations
 
 import json
 import re
-import tempfile
 from dataclasses import dataclass, field
 from typing import ClassVar
 from pathlib import Path
@@ -94,6 +93,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError, atomic_savefig, stream_filter
+from sqtool.core.io import ScratchDir
 from sqtool.core.metrics import CLASS_NAMES, sigmoid
 from sqtool.core.progress import bar
 from sqtool.core.runs import FORCE_HELP, drop_earlier, note_earlier, releases_run_dirs, shell_command, unfinish
@@ -491,7 +491,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     save_config(run_dir, cfg)
     # the runtimes' host builds (compiled C) go in a temporary folder, removed on return, error or Ctrl-C: the run
     # folder holds the results only
-    with tempfile.TemporaryDirectory(prefix="sqtool-predict-") as work:
+    with ScratchDir("sqtool-predict-") as work:
         outs, firmware, columns = (run_spectral(art, prepared, Path(work), progress=cfg.progress) if spectral else
                                    _run_time_domain(art, prepared, Path(work)))
     name, why, recs = prepared["runtime"], prepared["why"], prepared["recs"]

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import ctypes
 import itertools
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -54,6 +53,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError, load_shared_lib
+from sqtool.core.io import ScratchDir
 from sqtool.core.manifest import MissingArtifact, TamperedArtifact
 from sqtool.core.metrics import (batch_means, block_windows, mae_batch_ci, mape, ratio_t_interval,
                                  uncertainty_scores)
@@ -725,7 +725,7 @@ def run_spectral_bench(cfg, art, records=None, log=print, warn_line=None) -> dic
 
     t = time.perf_counter()
     n_sensors = export_ppg_sensors(art)
-    scratch = tempfile.TemporaryDirectory(prefix="sqtool-bench-") if "c_pipeline" in names else None
+    scratch = ScratchDir("sqtool-bench-") if "c_pipeline" in names else None
     recs, skipped, data = prepare_all(cfg, md, records, log, n_sensors, each=classic,
                                       scratch=None if scratch is None else Path(scratch.name))  # the C pipeline's
     for line in left_out_lines(skipped, "bench"):
