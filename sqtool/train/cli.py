@@ -46,7 +46,7 @@ def register(sub, name: str, helptext: str) -> None:
     add_bool_flag(pp, "--force", "force", FORCE_HELP)
     pp.add_argument("--resume", default=None, metavar="RUN",
                     help="continue the run in RUN from its last.pt, bit for bit, with its saved config; only "
-                         "--max-steps, --progress, --device, --layout, --ddp-timeout and --epochs (to train longer: "
+                         "--max-steps, --progress, --device, --layout, --ddp-timeout, --log-every, --tensorboard and --epochs (to train longer: "
                          "the lr steps every --lr-step-epochs whatever the total) may be given; any other change is "
                          "refused. A run its --max-steps stopped goes on to the end of its epochs unless --max-steps "
                          "is given again")
