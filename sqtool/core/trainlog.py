@@ -58,8 +58,10 @@ class TrainLog:
         self.tb = None
         self._tb_asked = bool(tensorboard) and self.on
         self.t0 = time.perf_counter()
-        if self.on and fresh:
-            self.path.unlink(missing_ok=True)
+        if self.on:
+            self.path.parent.mkdir(parents=True, exist_ok=True)    # the Python API's run_dir may not exist yet
+            if fresh:
+                self.path.unlink(missing_ok=True)
 
     def _tb_writer(self, purge_step: int | None = None):
         """The TensorBoard writer (RUN/tb), made at the first row or `keep`; None without the package (said once)."""

@@ -71,8 +71,8 @@ import numpy as np
 
 from sqtool.core import SqtoolError, check_band_phase, from_dict, resume_config, to_dict, write_metrics
 from sqtool.core.config import refuse_resume
-from sqtool.core.trainlog import PRETRAIN_COLUMNS, TrainLog
 from sqtool.core.optim import LAYOUT_HELP, check_training_numbers, encoder_layout
+from sqtool.core.trainlog import PRETRAIN_COLUMNS, TrainLog
 from sqtool.data.pairs import PRETRAIN_DEFAULT
 from sqtool.train.collapse import collapse_warning, is_collapsed
 from sqtool.train.launch import DDP_TIMEOUT_S, LAUNCHER_ENV
