@@ -32,7 +32,8 @@ PRETRAIN_COLUMNS = ("kind", "step", "epoch", "loss", "lr", "grad_norm", "z_std",
 # fit: "fold k" or "final fit"; loss: the epoch's mean training loss; lr: at the epoch's end (empty: not known)
 FINETUNE_COLUMNS = ("fit", "epoch", "loss", "lr", "elapsed_s")
 TIME_COLUMNS = ("elapsed_s", "pairs_per_s")          # the columns a resumed run's log differs in
-TB_MISSING = "note: --tensorboard needs the tensorboard package (pip install tensorboard); writing RUN/log.csv only"
+TB_MISSING = ("sqtool: note: --tensorboard needs the tensorboard package (pip install tensorboard); writing "
+              "RUN/log.csv only")
 
 
 def read_log(path: str | os.PathLike) -> list[dict]:
