@@ -306,7 +306,7 @@ def train_bins(model, x: np.ndarray, y: np.ndarray, bins: np.ndarray, cfg: BinTr
             tot += loss.item() * len(b)
         losses.append(tot / max(n, 1))
         if log:
-            log(ep, losses[-1])
+            log(ep, losses[-1], opt.param_groups[0]["lr"])
     model.eval()
     return losses
 

@@ -46,10 +46,10 @@ def register(sub, name: str, helptext: str) -> None:
     add_bool_flag(pp, "--force", "force", FORCE_HELP)
     pp.add_argument("--resume", default=None, metavar="RUN",
                     help="continue the run in RUN from its last.pt, bit for bit, with its saved config; only "
-                         "--max-steps, --progress, --device, --layout, --ddp-timeout and --epochs (to train longer: "
-                         "the lr steps every --lr-step-epochs whatever the total) may be given; any other change is "
-                         "refused. A run its --max-steps stopped goes on to the end of its epochs unless --max-steps "
-                         "is given again")
+                         "--max-steps, --progress, --device, --layout, --ddp-timeout, --log-every, --tensorboard and "
+                         "--epochs (to train longer: the lr steps every --lr-step-epochs whatever the total) may be "
+                         "given; any other change is refused. A run its --max-steps stopped goes on to the end of its "
+                         "epochs unless --max-steps is given again")
     pp.set_defaults(func=run_pretrain_cmd)
 
     fp = tsub.add_parser("finetune", help="fine-tune on a task with subject folds (hr, rr, af, bp, quality)",
@@ -61,8 +61,8 @@ def register(sub, name: str, helptext: str) -> None:
     add_bool_flag(fp, "--force", "force", FORCE_HELP)
     fp.add_argument("--resume", default=None, metavar="RUN",
                     help="continue the run in RUN with its saved config, reusing its completed folds; only "
-                         "--progress, --bootstrap, --final-fit, --calibrate-on, --layout may be given (the folds were "
-                         "trained with the rest); any other change is refused")
+                         "--progress, --bootstrap, --final-fit, --calibrate-on, --layout, --tensorboard may be given "
+                         "(the folds were trained with the rest); any other change is refused")
     fp.set_defaults(func=run_finetune_cmd)
 
     def no_sub(args):

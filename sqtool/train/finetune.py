@@ -60,6 +60,7 @@ import numpy as np
 from sqtool.core import (SqtoolError, atomic_save_npz, atomic_write_text, check_band_phase, resolve_data_root, to_dict,
                          write_metrics)
 from sqtool.core.io import parity_sample
+from sqtool.core.trainlog import FINETUNE_COLUMNS, TrainLog, add_epoch, start_fit
 from sqtool.core.progress import item, metric_text, training_curve
 from sqtool.core.runs import save_resolved, torch_compute
 from sqtool.core.optim import LAYOUT_HELP, check_training_numbers, encoder_layout, one_cycle
@@ -130,6 +131,9 @@ class FinetuneConfig:
     device: str = field(default="auto", metadata={"help": "auto (CUDA when available) | cpu | cuda | cuda:N"})
     layout: str = field(default="auto", metadata={"help": LAYOUT_HELP})
     seed: int = field(default=0, metadata={"help": "random seed (folds, initialisation, synthetic data)"})
+    tensorboard: bool = field(default=False, metadata={
+        "help": "also write RUN/log.csv's rows (each fold's loss per epoch) as TensorBoard scalars into RUN/tb "
+                "(needs `pip install tensorboard`)"})
     progress: bool = field(default=True, metadata={"help": "show progress bars on stderr"})
 
     def spec(self) -> dict:
@@ -353,8 +357,8 @@ def _fit(model, x, y, cfg: FinetuneConfig, kind: str, dev, seed: int, desc: str 
             bar.update(1)
             ep_loss.append(loss.item())
             bar.set_postfix(loss=f"{ep_loss[-1]:.4f}")
-        if history is not None and ep_loss:
-            history.append(float(np.mean(ep_loss)))
+        if ep_loss:
+            add_epoch(history, float(np.mean(ep_loss)), opt.param_groups[0]["lr"])     # and its row in log.csv
     bar.close()
     model.eval()
     return model
@@ -423,7 +427,7 @@ def per_subject_csv(rows: list[dict]) -> str:
 # ----------------------------------------------------------------------------- fold files (resume)
 
 _NOT_IN_KEY = ("progress", "bootstrap", "final_fit", "calibrate_on",   # do not change a fold's predictions
-               "layout")                                                # (the same maths in either layout)
+               "layout", "tensorboard")                                 # (the same maths in either layout)
 HELDOUT_OPTIONS = ("heldout_subjects", "heldout_fraction")   # hashed through the training data they leave
 
 
@@ -629,6 +633,7 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
     fold_id = np.full(len(td), -1, np.int32)
     per_fold, resumed = [], []
     curves: dict[str, list[float]] = {}                     # training loss per epoch, per fit
+    tlog = TrainLog(run_dir, FINETUNE_COLUMNS, fresh=not resume, tensorboard=cfg.tensorboard)     # RUN/log.csv
     key, inputs = fold_key(cfg, td, folds), fold_inputs(cfg, td, folds, held)
     for f, (tr, te) in enumerate(folds):
         if cfg.label_fraction < 1:
@@ -640,11 +645,12 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
             resumed.append(f)
         else:
             m, mc = new_model(td.y[tr])
-            curves[f"fold {f + 1}"] = []
+            curves[f"fold {f + 1}"] = start_fit(tlog, f"fold {f + 1}")
             _fit(m, td.x[tr], norm_y(td.y[tr], mc), cfg, kind, dev, cfg.seed + f,
                  desc=f"{cfg.task} fold {f + 1}/{len(folds)}", history=curves[f"fold {f + 1}"])
             oof[te] = denorm(predict(m, td.x[te], dev), mc)
             save_fold(run_dir, f, key, te, oof[te], inputs)
+            fold_curve(run_dir, curves, kind, cfg.task)                   # the plot as of this fold's file
         fold_id[te] = f
         fm = task_metrics(cfg.task, td.y[te], oof[te], spec["outputs"])
         per_fold.append({"fold": f, "test_subjects": sorted(set(td.groups[te].tolist())),
@@ -669,7 +675,7 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
     final_cfg = None
     if cfg.final_fit:
         m, final_cfg = new_model(td.y)
-        curves["final fit"] = []
+        curves["final fit"] = start_fit(tlog, "final fit")
         _fit(m, td.x, norm_y(td.y, final_cfg), cfg, kind, dev, cfg.seed + 1000, desc=f"{cfg.task} final",
              history=curves["final fit"])
         state = m.state_dict()
@@ -692,10 +698,16 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
                         metrics={k_: v for k_, v in metrics.items() if k_ not in ("per_fold", "per_subject")},
                         init_checkpoint=ck["path"] if ck else None)
         parity_sample(run_dir, td.x, td.y, cfg.seed)     # export checks a float teacher's artifacts on them
-    training_curve(run_dir, curves, ylabel="training loss (normalised targets)" if kind == "regression"
-                   else "training loss (BCE)", title=f"fine-tune {cfg.task}: loss per epoch")
+    fold_curve(run_dir, curves, kind, cfg.task)
+    tlog.close()
     write_metrics(run_dir, metrics)
     return metrics
+
+
+def fold_curve(run_dir: Path, curves: dict, kind: str, task: str) -> None:
+    """training_curve.png of the fits trained so far (after each fold, and at the end)."""
+    training_curve(run_dir, curves, ylabel="training loss (normalised targets)" if kind == "regression"
+                   else "training loss (BCE)", title=f"fine-tune {task}: loss per epoch")
 
 
 def _cfg_from(ck):

@@ -31,6 +31,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError, atomic_save_npz, atomic_write_text, resolve_data_root, to_dict, write_metrics
 from sqtool.core.progress import item, metric_text, training_curve
+from sqtool.core.trainlog import FINETUNE_COLUMNS, TrainLog, start_fit
 
 PARITY_WINDOWS = 256                   # training windows' inputs kept for export's parity when none is held out
 
@@ -125,6 +126,10 @@ def run_front_finetune(cfg, run_dir: str | Path, recipe: FrontRecipe, log=item, 
     oof = np.full((len(td), len(outputs)), np.nan, np.float32)
     fold_id = np.full(len(td), -1, np.int32)
     per_fold, resumed, curves = [], [], {}
+    tlog = TrainLog(run_dir, FINETUNE_COLUMNS, fresh=not resume, tensorboard=cfg.tensorboard)     # RUN/log.csv
+
+    def plot():                                     # training_curve.png of the fits trained so far
+        training_curve(run_dir, curves, ylabel=recipe.curve, title=f"fine-tune {task} ({cfg.model}): loss per epoch")
     key, inputs = fold_key(cfg, td, folds), fold_inputs(cfg, td, folds, held)
     pm = primary_metric(task)
     for f, (tr, te) in enumerate(folds):
@@ -135,10 +140,11 @@ def run_front_finetune(cfg, run_dir: str | Path, recipe: FrontRecipe, log=item, 
             oof[te] = done
             resumed.append(f)
         else:
-            curves[f"fold {f + 1}"] = []
+            curves[f"fold {f + 1}"] = start_fit(tlog, f"fold {f + 1}")
             net = recipe.fit(A[tr], y[tr], groups[tr], model_cfg, cfg.seed + f, curves[f"fold {f + 1}"])
             oof[te] = predict_front(recipe, net, A[te])
             save_fold(run_dir, f, key, te, oof[te], inputs)
+            plot()                                      # the plot as of this fold's file
         fold_id[te] = f
         fm = task_metrics(task, y[te], oof[te], outputs)
         subj = sorted(set(groups[te].tolist()))
@@ -158,7 +164,7 @@ def run_front_finetune(cfg, run_dir: str | Path, recipe: FrontRecipe, log=item, 
 
     heldout = net = None
     if cfg.final_fit:
-        curves["final fit"] = []
+        curves["final fit"] = start_fit(tlog, "final fit")
         net = recipe.fit(A, y, groups, model_cfg, cfg.seed + 1000, curves["final fit"])
         heldout = _score_heldout(recipe, net, task_data, held, model_cfg, run_dir, cfg.bootstrap, cfg.seed)
         if heldout is None:                          # none held out: export checks its artifacts on training windows
@@ -188,7 +194,8 @@ def run_front_finetune(cfg, run_dir: str | Path, recipe: FrontRecipe, log=item, 
                         train_subjects=[subject_key(ds, s) for s in sorted(set(groups.tolist()))],
                         dataset_layouts=metrics["dataset_layouts"],
                         **(recipe.checkpoint_extra(y) if recipe.checkpoint_extra else {}))
-    training_curve(run_dir, curves, ylabel=recipe.curve, title=f"fine-tune {task} ({cfg.model}): loss per epoch")
+    plot()
+    tlog.close()
     write_metrics(run_dir, metrics)
     return metrics
 

@@ -52,6 +52,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError, atomic_save_npz, write_metrics
 from sqtool.core.metrics import block_windows, mae_batch_ci
+from sqtool.core.trainlog import FINETUNE_COLUMNS, TrainLog, start_fit
 from sqtool.data.heldout import file_split, heldout_keys
 from sqtool.data.hr_spectra import as_model_input, default_datasets, hr_corpus, with_truth
 from sqtool.data.tasks import folds_note, subject_folds
@@ -297,6 +298,7 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
     key = fold_key_hr(cfg, corpus, groups)
     inputs = fold_inputs_hr(cfg, corpus, groups, heldout, [file_record(d) for d in ([ds, *files] if ds else [])])
     resumed, curves = [], {}                                             # curves: loss per epoch per fit
+    tlog = TrainLog(run_dir, FINETUNE_COLUMNS, fresh=not resume, tensorboard=cfg.tensorboard)     # RUN/log.csv
     for i, g in enumerate(groups):
         held = [r for r in corpus if r.key in g]
         done = load_fold_hr(run_dir, i, key, [r.record_id for r in held], inputs) if resume else None
@@ -309,10 +311,12 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
         t_fold = time.time()
         tr = [r for r in corpus if r.key not in g]
         m = new_model()
-        curves[f"fold {i + 1}"] = train_bins(m, *labelled(tr, cfg, i), bins, tcfg)
+        rows = curves[f"fold {i + 1}"] = start_fit(tlog, f"fold {i + 1}")
+        train_bins(m, *labelled(tr, cfg, i), bins, tcfg, log=lambda ep, loss, lr: rows.add(loss, lr))
         for r in held:
             oof[r.record_id] = predict_logits(m, as_model_input(r.x))
         save_fold_hr(run_dir, i, key, {r.record_id: oof[r.record_id] for r in held}, inputs)
+        hr_curve(run_dir, curves, cfg.model)                              # the plot as of this fold's file
         raw = np.concatenate([np.abs(bins[oof[r.record_id].argmax(1)] - r.y) for r in held])
         log(f"hr fold {i + 1}/{len(groups)} ({subjects_text(g)}): MAE {np.nanmean(raw):.2f} BPM (per-window "
             f"argmax, before decoding) on {int(np.isfinite(raw).sum())} held-out windows ({time.time() - t_fold:.0f} s)")
@@ -371,7 +375,8 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
     if cfg.final_fit:
         set_seed(cfg.seed)
         final = new_model()
-        curves["final fit"] = train_bins(final, *labelled(corpus, cfg, len(groups)), bins, tcfg)
+        rows = curves["final fit"] = start_fit(tlog, "final fit")
+        train_bins(final, *labelled(corpus, cfg, len(groups)), bins, tcfg, log=lambda ep, loss, lr: rows.add(loss, lr))
         final_cfg = mcfg.replace(decoder=dec)
         save_checkpoint(run_dir / "model.pt", kind="teacher_task", model_cfg=final_cfg.to_dict(),
                         state_dict=final.state_dict(),
@@ -383,11 +388,17 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
                         heldout_subjects=list(heldout), train_subjects=keys)   # what an export's card names
         metrics["model"] = str(run_dir / "model.pt")
     metrics["wall_s"] = time.time() - t0
-    from sqtool.core.progress import training_curve
-    training_curve(run_dir, curves, ylabel="training loss (soft-label cross-entropy)",
-                   title=f"fine-tune hr {cfg.model}: loss per epoch")
+    hr_curve(run_dir, curves, cfg.model)
+    tlog.close()
     write_metrics(run_dir, metrics)
     return metrics
+
+
+def hr_curve(run_dir, curves: dict, model: str) -> None:
+    """training_curve.png of the fits trained so far (after each fold, and at the end)."""
+    from sqtool.core.progress import training_curve
+    training_curve(run_dir, curves, ylabel="training loss (soft-label cross-entropy)",
+                   title=f"fine-tune hr {model}: loss per epoch")
 
 
 def subjects_text(g, k: int = 3) -> str:

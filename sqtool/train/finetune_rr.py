@@ -22,6 +22,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError
 from sqtool.core.progress import item
+from sqtool.core.trainlog import add_epoch
 
 OUTPUTS = ("rr_bpm",)                  # what the decoded model reports (the rr task's output)
 
@@ -73,8 +74,8 @@ def fit_rr(S: np.ndarray, rr: np.ndarray, model_cfg, epochs: int, batch_size: in
             opt.step()
             sched.step()
             losses.append(loss.item())
-        if history is not None and losses:
-            history.append(float(np.mean(losses)))
+        if losses:
+            add_epoch(history, float(np.mean(losses)), opt.param_groups[0]["lr"])     # and its row in log.csv
     return net.eval()
 
 

@@ -72,11 +72,12 @@ import numpy as np
 from sqtool.core import SqtoolError, check_band_phase, from_dict, resume_config, to_dict, write_metrics
 from sqtool.core.config import refuse_resume
 from sqtool.core.optim import LAYOUT_HELP, check_training_numbers, encoder_layout
+from sqtool.core.trainlog import PRETRAIN_COLUMNS, TrainLog
 from sqtool.data.pairs import PRETRAIN_DEFAULT
 from sqtool.train.collapse import collapse_warning, is_collapsed
 from sqtool.train.launch import DDP_TIMEOUT_S, LAUNCHER_ENV
 
-RESUME_MAY_CHANGE = ("max_steps", "progress", "device", "layout", "ddp_timeout")
+RESUME_MAY_CHANGE = ("max_steps", "progress", "device", "layout", "ddp_timeout", "log_every", "tensorboard")
 
 
 @dataclass
@@ -84,7 +85,7 @@ class PretrainConfig:
     # what each number may be (core.config: a value outside is one line, before any work)
     RANGES: ClassVar[dict] = {"synthetic_pairs": {"min": 1}, "lr_step_epochs": {"min": 1}, "lr_gamma": {"above": 0},
         "grad_clip": {"min": 0}, "val_fraction": {"min": 0, "max": 1}, "val_every": {"min": 0},
-        "ckpt_every": {"min": 0}, "ddp_timeout": {"above": 0}}
+        "ckpt_every": {"min": 0}, "ddp_timeout": {"above": 0}, "log_every": {"min": 1}}
     model: str = field(default=PRETRAIN_DEFAULT, metadata={
         "help": "encoder from the registry; tiny (0.18 M parameters) finishes on a laptop, the paper's is "
                 "resnet1d_siamq_152 (21.6 M encoder, 27 M with the SimSiam heads)"})
@@ -124,6 +125,11 @@ class PretrainConfig:
         "metavar": "S", "help": "under torchrun: seconds a rank waits for the others at a collective (longer than rank "
                                 "0 validating and writing last.pt alone); a rank stuck longer (a data read, a device) "
                                 "stops the run with one line, last.pt kept"})
+    log_every: int = field(default=10, metadata={
+        "help": "a row in RUN/log.csv every N steps (step, epoch, loss, lr, grad_norm, z_std, pairs/s; a row per "
+                "validation too), flushed as written: `tail -f` it while the run trains"})
+    tensorboard: bool = field(default=False, metadata={
+        "help": "also write log.csv's rows as TensorBoard scalars into RUN/tb (needs `pip install tensorboard`)"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar on stderr"})
 
 
@@ -641,6 +647,19 @@ def epoch_means(st: dict) -> list[float]:
     return [s / n for _, (s, n) in sorted(st["epoch_loss"].items())]
 
 
+def logged_before(st: dict):
+    """`TrainLog.keep`'s test on a resume from run state `st` (last.pt's): a step's row when its step is not past
+    st's global step, a validation's while the run had made that many (one row each, in order: an epoch's end
+    validated after a --ckpt-every checkpoint at the same step and before its own, killed between, is done again)."""
+    vals = iter(range(1, 1 << 62))
+
+    def keep(r: dict) -> bool:
+        if r.get("kind") == "val":
+            return next(vals) <= len(st["val"])
+        return r.get("step", "").isdigit() and int(r["step"]) <= st["global_step"]
+    return keep
+
+
 WARM_STEPS = 5      # steps of a run (or of a resumed part) before its pace counts: cuDNN's autotuning, allocator
 
 
@@ -674,6 +693,7 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
     d = loop.setup_distributed(cfg.device, cfg.ddp_timeout)
     dev = d.device
     cudnn_benchmark = torch.backends.cudnn.benchmark         # set for the run on CUDA, the caller's put back after
+    tlog = None                                               # RUN/log.csv (core.trainlog), rank 0's
     try:
         with loop.refusals_agreed(d, cleanup=refusal_cleanup):     # checks a rank may fail alone: one line, all ranks
             if cfg.batch_size < 2 or cfg.batch_size % d.world:
@@ -783,6 +803,9 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
                           train_pairs=len(train_idx), val_pairs=len(val_idx),
                           **sides, steps_per_epoch=steps_per_epoch, **torch_compute())
         d_proj = getattr(model, "proj_dim", model_cfg.arch.get("proj_dim", 256))
+        tlog = TrainLog(run_dir, PRETRAIN_COLUMNS, enabled=d.is_main, fresh=not resume, tensorboard=cfg.tensorboard)
+        if resume:                     # the rows past the step last.pt holds go: the run writes them again
+            tlog.keep(logged_before(st), tb_purge_step=st["global_step"] + 1)
 
         # the step this run's last.pt holds; None: none written yet (a --force'd folder may hold an earlier run's)
         saved_step = st["global_step"] if resume else None
@@ -790,6 +813,12 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
         def none_yet() -> str:
             return "no checkpoint of this run written yet" + (f" (the {last.name} there is an earlier run's)"
                                                               if last.exists() else "")
+
+        def curve():
+            from sqtool.core.progress import training_curve
+            training_curve(run_dir, {"train loss": epoch_means(st)},                # mean SimSiam loss per epoch
+                           val={"val loss": [x["val_loss"] for x in st["val"]]} if not cfg.val_every else None,
+                           ylabel="SimSiam loss (negative cosine, -1 = best)", title=f"pretrain {cfg.model}")
 
         def save_last():
             nonlocal saved_step
@@ -800,6 +829,7 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
                                 optimizer=opt.state_dict(), scheduler=sched.state_dict(),
                                 scaler=scaler.state_dict(), train_state=st, rng=loop.get_rng_state(),
                                 world=d.world, corpus=corpus, split=split_rule)
+                curve()                                   # the plot as of this checkpoint, not only at the end
             loop.barrier(d)
 
         def validate():
@@ -818,6 +848,9 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
             v = {"step": st["global_step"], "epoch": st["epoch"], "val_loss": sum(losses) / len(val_idx),
                  "z_std": spread.value(), "z_std_healthy": 1 / math.sqrt(d_proj)}
             st["val"].append(v)
+            tlog.row(tb_step=v["step"], tb_prefix="val/", kind="val", step=v["step"],
+                     epoch=st["epoch"] + (1 if st["step_in_epoch"] else 0),      # an epoch end's: the epoch it ended
+                     val_loss=v["val_loss"], z_std=v["z_std"], elapsed_s=time.perf_counter() - t_start)
             return v
 
         total_steps = cfg.epochs * steps_per_epoch
@@ -833,6 +866,7 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
         t_start = time.perf_counter() - st["elapsed_s"]
         pending = None          # the last step's loss, grad norm and z spread, still on the device
         steady = {"from": st["global_step"] + WARM_STEPS, "t": None, "step": None}   # this part's steady pace
+        row_at = {"t": time.perf_counter(), "step": st["global_step"]}    # the last log row's (pairs_per_s since it)
 
         def settle(pace: bool = False):
             """Read the pending step's scalars: one host sync per step, a step late, so that the GPU always has
@@ -852,6 +886,13 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
             z_std = None if rec["z_std"] is None else float(rec["z_std"])
             record_step(st, {"step": rec["step"], "epoch": rec["epoch"], "loss": gloss, "lr": rec["lr"],
                              "grad_norm": float(rec["grad_norm"]), "z_std": z_std})
+            if rec["step"] % cfg.log_every == 0 and tlog.on:
+                now = time.perf_counter()
+                tlog.row(tb_step=rec["step"], tb_prefix="train/", kind="train", step=rec["step"],
+                         epoch=rec["epoch"] + 1, loss=gloss, lr=rec["lr"], grad_norm=float(rec["grad_norm"]),
+                         z_std=z_std, elapsed_s=now - t_start,
+                         pairs_per_s=(rec["step"] - row_at["step"]) * cfg.batch_size / max(now - row_at["t"], 1e-9))
+                row_at.update(t=now, step=rec["step"])
             if pace and rec["step"] >= steady["from"]:
                 if steady["t"] is None:
                     steady["t0"], steady["step0"] = time.perf_counter(), rec["step"]
@@ -957,14 +998,13 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
             write_metrics(run_dir, metrics)
             if (line := collapse_warning(metrics, cfg.lr)) is not None:
                 print(line, file=sys.stderr)                      # as this module's other notes
-            from sqtool.core.progress import training_curve
-            training_curve(run_dir, {"train loss": means},                    # mean SimSiam loss per epoch
-                           val={"val loss": [x["val_loss"] for x in st["val"]]} if not cfg.val_every else None,
-                           ylabel="SimSiam loss (negative cosine, -1 = best)", title=f"pretrain {cfg.model}")
+            curve()
         with loop.rank_loss_said(d, after_lost_rank, at=lambda: st["global_step"]):    # rank 0 writing model.pt
             loop.barrier(d)
         return metrics
     finally:
+        if tlog is not None:
+            tlog.close()
         torch.backends.cudnn.benchmark = cudnn_benchmark
         step_mod = None              # the DDP wrapper (its reducer holds gloo work and the group) goes before the group
         if d.enabled and (exc := sys.exc_info()[1]) is not None:

@@ -101,7 +101,8 @@ def test_pretrain_resume_refuses_a_library_config_and_fewer_epochs_than_done():
     saved = to_dict(PretrainConfig(epochs=4))
     assert resumed_config(saved, PretrainConfig(epochs=6, max_steps=3), "run", epochs_done=2).epochs == 6
     with pytest.raises(SqtoolError, match=r"changed config \(lr: 0.0001 -> 0.1\): on resume only --max-steps, "
-                                          r"--progress, --device, --layout, --ddp-timeout and --epochs "
+                                          r"--progress, --device, --layout, --ddp-timeout, --log-every, --tensorboard "
+                                          r"and --epochs "
                                           r"\(not below the 2 done\) may change"):
         resumed_config(saved, PretrainConfig(epochs=4, lr=0.1), "run", epochs_done=2)       # a whole config: a library resume
     with pytest.raises(SqtoolError, match=r"changed config \(epochs: 4 -> 1\)"):
@@ -142,7 +143,8 @@ def test_pretrain_resume_names_fewer_epochs_and_other_changes_in_one_refusal():
     from sqtool.train.pretrain import PretrainConfig, resumed_config
     saved = to_dict(PretrainConfig(epochs=4))
     with pytest.raises(SqtoolError, match=r"changed config \(lr: 0.0001 -> 0.1, epochs: 4 -> 1\): on resume only "
-                                          r"--max-steps, --progress, --device, --layout, --ddp-timeout and --epochs "
+                                          r"--max-steps, --progress, --device, --layout, --ddp-timeout, --log-every, "
+                                          r"--tensorboard and --epochs "
                                           r"\(not below the 2 done\) may change") as e:
         resumed_config(saved, PretrainConfig(epochs=1, lr=0.1), "run", epochs_done=2)
     assert len(str(e.value).splitlines()) == 1

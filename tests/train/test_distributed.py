@@ -9,6 +9,7 @@ import torch
 
 from sqtool.cli import main
 from sqtool.core.checkpoint import load_checkpoint
+from sqtool.core.trainlog import LOG_FILE, read_log
 
 ARGS = ["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--synthetic-pairs", "96", "--epochs", "1",
         "--batch-size", "32", "--lr", "0.05", "--val-fraction", "0", "--max-steps", "3", "--progress", "false",
@@ -18,10 +19,10 @@ ARGS = ["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--synthetic-pair
 def test_two_process_ddp_matches_one_process(tmp_path):
     # float64 so that the comparison is not drowned in float32 summation-order noise: BN-heavy
     # gradients at init differ from float64 by up to ~2 % in float32 whatever the batch order
-    assert main(ARGS + ["--out", str(tmp_path / "one")]) == 0
+    assert main(ARGS + ["--log-every", "1", "--out", str(tmp_path / "one")]) == 0
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                        "-m", "sqtool.cli", *ARGS, "--out", str(tmp_path / "two")],
+                        "-m", "sqtool.cli", *ARGS, "--log-every", "1", "--out", str(tmp_path / "two")],
                        env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     one = json.loads((tmp_path / "one" / "metrics.json").read_text())
@@ -30,6 +31,9 @@ def test_two_process_ddp_matches_one_process(tmp_path):
     l1, l2 = [h["loss"] for h in one["history"]], [h["loss"] for h in two["history"]]
     assert len(l1) == len(l2) == 3
     assert all(abs(a - b) < 1e-9 for a, b in zip(l1, l2)), (l1, l2)
+    rows = read_log(tmp_path / "two" / LOG_FILE)             # rank 0's alone: each step once, one header
+    assert [r["step"] for r in rows] == ["1", "2", "3"] and [float(r["loss"]) for r in rows] == l2
+    assert (tmp_path / "two" / LOG_FILE).read_text().count("kind,") == 1
     s1, s2 = load_checkpoint(tmp_path / "one")["state_dict"], load_checkpoint(tmp_path / "two")["state_dict"]
     for k in s1:
         if s1[k].is_floating_point():

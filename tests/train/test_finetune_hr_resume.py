@@ -9,6 +9,7 @@ import torch
 import sqtool.models.hr_bins as HB
 from sqtool.cli import main
 from sqtool.core.checkpoint import load_checkpoint
+from test_trainlog import same_log
 
 ARGS = ["train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", "synthetic",
         "--max-records", "4", "--folds", "3", "--epochs", "1"]      # 3 training subjects, 1 held out
@@ -54,6 +55,7 @@ def test_spectral_finetune_resumes_at_fold_level_bit_exact(tmp_path, monkeypatch
     sa = load_checkpoint(tmp_path / "full" / "model.pt")["state_dict"]
     sb = load_checkpoint(run / "model.pt")["state_dict"]
     assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    same_log(tmp_path / "full", run)                                 # log.csv: a row per epoch per fit, as if whole
 
     capsys.readouterr()                                              # another config: refused, not mixed in
     assert main(["train", "finetune", "--resume", str(run), "--lr", "0.01"]) == 1

@@ -62,7 +62,7 @@ def test_finetune_resumes_at_fold_level_bit_exact(tmp_path, monkeypatch, capsys)
     assert main(["train", "finetune", "--resume", str(run), "--lr", "0.01", "--epochs", "5", "--progress", "false"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "changed config (epochs: 1 -> 5, lr: 0.001 -> 0.01)" in err[0], err
-    assert "only --progress, --bootstrap, --final-fit, --calibrate-on, --layout may change" in err[0]
+    assert "only --progress, --bootstrap, --final-fit, --calibrate-on, --layout, --tensorboard may change" in err[0]
     # ... and a fold file from another config is refused by the fold's key, never mixed in, naming the key
     from sqtool.core.runs import saved_config
     other = dataclasses.replace(saved_config(FT.FinetuneConfig, run, "finetune"), lr=0.01)

@@ -21,6 +21,7 @@ import sqtool.train.finetune_rr as FR
 from sqtool.cli import main
 from sqtool.core import SqtoolError
 from sqtool.core.checkpoint import load_checkpoint
+from test_trainlog import same_log
 
 ARGS = ["train", "finetune", "--task", "rr", "--model", "rr_spec", "--data", "synthetic", "--epochs", "2",
         "--max-records", "8", "--folds", "3", "--bootstrap", "20", "--progress", "false"]
@@ -95,6 +96,7 @@ def test_resume_after_a_kill_is_bit_exact(tmp_path, monkeypatch):
         assert a[k] == b[k], k
     sa, sb = load_checkpoint(tmp_path / "full")["state_dict"], load_checkpoint(run)["state_dict"]
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    same_log(tmp_path / "full", run)                                # log.csv: a row per epoch per fit, as if whole
 
 
 @pytest.mark.parametrize("extra,match", [

@@ -44,7 +44,8 @@ def test_pretrain_resumes_from_another_directory(tmp_path, monkeypatch, capsys):
     assert main(["train", "pretrain", "--resume", str(run), "--pairs", "../proj/pairs/", "--lr", "0.1"]) == 1
     err = capsys.readouterr().err.strip()                     # the path spelled differently is no change; lr is
     assert "changed config (lr: 0.05 -> 0.1)" in err and "pairs" not in err.split("(")[1].split(")")[0]
-    assert "only --max-steps, --progress, --device, --layout, --ddp-timeout and --epochs" in err
+    assert ("only --max-steps, --progress, --device, --layout, --ddp-timeout, --log-every, --tensorboard and "
+            "--epochs") in err
 
     assert main(["train", "pretrain", "--resume", str(run), "--pairs", "../proj/pairs/", "--max-steps", "0"]) == 0
     io = capsys.readouterr()

@@ -1,0 +1,159 @@
+"""The live training log: RUN/log.csv, a row per logged step (pretrain) or per epoch of each fit (fine-tune), appended
+and flushed as the run trains, so `tail -f RUN/log.csv` and a notebook re-reading it mid-run see the run as it goes.
+
+    log = TrainLog(run_dir, PRETRAIN_COLUMNS, enabled=d.is_main)     # rank 0 only; others write nothing
+    log.keep(lambda r: int(r["step"]) <= saved_step)                  # a resume: rows past its checkpoint dropped
+    log.row(kind="train", step=10, epoch=1, loss=-0.41, ...)          # one line, flushed
+
+CSV rather than JSONL: one header names the columns once, `tail -f` reads as a table, and pandas / a spreadsheet
+open it as it is; a column a row has no value for (a validation row's lr) is empty. Floats are written in full
+(repr), so a killed-and-resumed run's log equals an uninterrupted run's in every column but TIME_COLUMNS.
+The file is opened per row (a few tens of microseconds): a resume's `keep` replaces it (temp file + os.replace), and
+a handle kept open would write on into the old file. A row torn by a kill (no newline) is dropped by `keep`.
+
+With `tensorboard` the same rows go to RUN/tb as scalars (torch.utils.tensorboard, when the `tensorboard` package is
+importable: `pip install sqtool[tensorboard]`; without it one line says so and the CSV is written alone).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import sys
+import time
+from pathlib import Path
+
+LOG_FILE = "log.csv"
+TB_DIR = "tb"
+# kind: train (a step's figures) | val (a validation: val_loss, z_std); epoch from 1; elapsed_s over every part of
+# the run; pairs_per_s since the row before (this part's)
+PRETRAIN_COLUMNS = ("kind", "step", "epoch", "loss", "lr", "grad_norm", "z_std", "val_loss", "elapsed_s",
+                    "pairs_per_s")
+# fit: "fold k" or "final fit"; loss: the epoch's mean training loss; lr: at the epoch's end (empty: not known)
+FINETUNE_COLUMNS = ("fit", "epoch", "loss", "lr", "elapsed_s")
+TIME_COLUMNS = ("elapsed_s", "pairs_per_s")          # the columns a resumed run's log differs in
+TB_MISSING = ("sqtool: note: --tensorboard needs the tensorboard package (pip install tensorboard); writing "
+              "RUN/log.csv only")
+
+
+def read_log(path: str | os.PathLike) -> list[dict]:
+    """The rows of a log.csv as dicts of strings (a last row torn by a kill, without its newline, left out)."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        return []
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines = lines[:-1]
+    return list(csv.DictReader(lines))
+
+
+class TrainLog:
+    """RUN/log.csv of one run (see the module docstring). `enabled` False (a rank but 0): every call does nothing.
+    `fresh`: a new run, any earlier log in the folder (a --force'd one's) removed first; else rows are appended to
+    the log there (a resume, after `keep`)."""
+
+    def __init__(self, run_dir: str | os.PathLike, columns: tuple[str, ...], enabled: bool = True,
+                 fresh: bool = False, tensorboard: bool = False):
+        self.path, self.columns, self.on = Path(run_dir) / LOG_FILE, tuple(columns), bool(enabled)
+        self.tb = None
+        self._tb_asked = bool(tensorboard) and self.on
+        self.t0 = time.perf_counter()
+        if self.on:
+            self.path.parent.mkdir(parents=True, exist_ok=True)    # the Python API's run_dir may not exist yet
+            if fresh:
+                self.path.unlink(missing_ok=True)
+
+    def _tb_writer(self, purge_step: int | None = None):
+        """The TensorBoard writer (RUN/tb), made at the first row or `keep`; None without the package (said once)."""
+        if self._tb_asked and self.tb is None:
+            self._tb_asked = False
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                print(TB_MISSING, file=sys.stderr)
+                return None
+            self.tb = SummaryWriter(str(self.path.parent / TB_DIR), purge_step=purge_step)
+        return self.tb
+
+    def row(self, tb_step: int | None = None, tb_prefix: str = "", **values) -> None:
+        """Append one row (`values` by column; a column not given is empty) and flush it; to TensorBoard too when
+        asked, each number as the scalar `tb_prefix + column` at `tb_step`."""
+        if not self.on:
+            return
+        unknown = set(values) - set(self.columns)
+        if unknown:
+            raise ValueError(f"log.csv has no column {', '.join(sorted(unknown))}")
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        if not self.path.is_file() or self.path.stat().st_size == 0:
+            w.writerow(self.columns)
+        w.writerow(["" if values.get(c) is None else values[c] for c in self.columns])
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(buf.getvalue())
+            f.flush()
+        tb = self._tb_writer()
+        if tb is not None and tb_step is not None:
+            for c, v in values.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and c not in ("step", "epoch"):
+                    tb.add_scalar(tb_prefix + c, v, tb_step)
+            tb.flush()
+
+    def keep(self, keep, tb_purge_step: int | None = None) -> None:
+        """Keep only the rows `keep(row)` is true of (row: a dict of strings), the file replaced atomically (a resume:
+        the rows past the step its checkpoint holds go, the run then appends the same rows again). TensorBoard's
+        events past `tb_purge_step` go too (SummaryWriter's purge_step)."""
+        if not self.on:
+            return
+        if self._tb_asked:
+            self._tb_writer(purge_step=tb_purge_step)
+        if not self.path.is_file():
+            return
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, self.columns, extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        w.writerows(r for r in read_log(self.path) if keep(r))
+        from sqtool.core.io import atomic_write_text
+        atomic_write_text(self.path, buf.getvalue())
+
+    def elapsed(self) -> float:
+        """Seconds since this log was opened (a fine-tune's part of the run)."""
+        return time.perf_counter() - self.t0
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+            self.tb = None
+
+
+class FitRows(list):
+    """A fine-tune fit's loss per epoch (the list the fit functions append to, as they did to a plain list), each
+    epoch also a row of the log: fit, epoch (from 1), loss, lr (`add_epoch`'s, when the fit knows it), elapsed_s."""
+
+    def __init__(self, log: TrainLog, fit: str):
+        super().__init__()
+        self.log, self.fit = log, fit
+
+    def add(self, loss: float, lr: float | None = None) -> None:
+        self.append(float(loss))
+        self.log.row(tb_step=len(self), tb_prefix=f"{self.fit}/", fit=self.fit, epoch=len(self), loss=float(loss),
+                     lr=lr, elapsed_s=self.log.elapsed())
+
+
+def add_epoch(history: list | None, loss: float, lr: float | None = None) -> None:
+    """An epoch's mean loss onto `history` (a fit's curve: a plain list, or FitRows, which logs it), if given."""
+    if isinstance(history, FitRows):
+        history.add(loss, lr)
+    elif history is not None:
+        history.append(float(loss))
+
+
+def start_fit(log: TrainLog, fit: str) -> FitRows:
+    """A fit about to train (a fold, the final fit): its rows of an earlier, interrupted try dropped first (a resume
+    reuses finished folds, whose rows stay, and trains the rest again), then a FitRows for its epochs."""
+    log.keep(lambda r: r.get("fit") != fit)
+    return FitRows(log, fit)
+
+
+__all__ = ["LOG_FILE", "TB_DIR", "PRETRAIN_COLUMNS", "FINETUNE_COLUMNS", "TIME_COLUMNS", "TrainLog", "FitRows",
+           "add_epoch", "start_fit", "read_log"]

@@ -1,0 +1,112 @@
+"""RUN/log.csv, the live training log (core.trainlog): rows appear while the run trains (a killed run has them), one
+header; a killed-and-resumed run's log equals an uninterrupted run's in every column but the time columns (the rows
+past its checkpoint dropped first, a row torn by the kill too); every fine-tune writes a row per epoch per fit, and
+its resume drops an unfinished fold's rows; training_curve.png is there from the first checkpoint on."""
+import json
+
+import sqtool.train.finetune as FT
+from sqtool.cli import main
+from sqtool.core.checkpoint import load_checkpoint
+from sqtool.core.trainlog import FINETUNE_COLUMNS, LOG_FILE, PRETRAIN_COLUMNS, TIME_COLUMNS, read_log
+from test_pretrain import ctrl_c_at
+
+
+def log_rows(run) -> list[dict]:
+    """log.csv's rows without the time columns (what a resumed run must equal)."""
+    return [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in read_log(run / LOG_FILE)]
+
+
+def same_log(a, b) -> None:
+    """The logs of runs `a` and `b` equal but for their time columns (and both have rows)."""
+    ra, rb = log_rows(a), log_rows(b)
+    assert ra and ra == rb, (ra, rb)
+
+
+PT = ["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--synthetic-pairs", "160", "--epochs", "2",
+      "--batch-size", "32", "--lr", "0.05", "--val-fraction", "0.2", "--val-every", "2", "--ckpt-every", "3",
+      "--log-every", "1", "--progress", "false", "--seed", "3"]
+
+
+def test_a_killed_and_resumed_pretrain_logs_as_an_uninterrupted_run(tmp_path, monkeypatch):
+    assert main(PT + ["--out", str(tmp_path / "whole")]) == 0
+    whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    text = (tmp_path / "whole" / LOG_FILE).read_text()
+    assert text.splitlines()[0] == ",".join(PRETRAIN_COLUMNS) and text.count("kind,") == 1     # one header
+    rows = read_log(tmp_path / "whole" / LOG_FILE)
+    train = [r for r in rows if r["kind"] == "train"]
+    assert [int(r["step"]) for r in train] == list(range(1, whole["global_step"] + 1))       # --log-every 1
+    assert [float(r["loss"]) for r in train] == [h["loss"] for h in whole["history"]]        # in full
+    assert all(float(r["pairs_per_s"]) > 0 and r["lr"] and r["grad_norm"] for r in train)
+    val = [r for r in rows if r["kind"] == "val"]
+    assert [float(r["val_loss"]) for r in val] == [v["val_loss"] for v in whole["val_history"]]
+
+    run = tmp_path / "killed"
+    ctrl_c_at(monkeypatch, 9)                        # a kill inside step 6 or so: last.pt of step 3, rows past it
+    assert main(PT + ["--out", str(run)]) == 130
+    monkeypatch.undo()
+    saved = load_checkpoint(run, name="last.pt")["train_state"]["global_step"]
+    seen = read_log(run / LOG_FILE)                  # the log of the run as it was when it stopped: there mid-run
+    assert not (run / "metrics.json").exists() and (run / "training_curve.png").is_file()   # plotted at last.pt
+    assert max(int(r["step"]) for r in seen if r["kind"] == "train") > saved, (saved, seen)
+    with open(run / LOG_FILE, "a") as f:
+        f.write("train,99,2,-0.5")                   # a row a SIGKILL tore in the middle
+    assert main(["train", "pretrain", "--resume", str(run)]) == 0
+    same_log(tmp_path / "whole", run)
+    assert (run / LOG_FILE).read_text().count("kind,") == 1
+
+
+FTA = ["train", "finetune", "--task", "af", "--model", "resnet1d_siamq_tiny", "--data-root", "synthetic",
+       "--epochs", "2", "--batch-size", "16", "--max-records", "6", "--folds", "3", "--bootstrap", "20",
+       "--progress", "false"]
+
+
+def test_a_finetune_logs_each_fit_and_its_resume_redoes_an_unfinished_folds_rows(tmp_path, monkeypatch):
+    assert main(FTA + ["--out", str(tmp_path / "whole")]) == 0
+    rows = read_log(tmp_path / "whole" / LOG_FILE)
+    assert (tmp_path / "whole" / LOG_FILE).read_text().splitlines()[0] == ",".join(FINETUNE_COLUMNS)
+    assert [(r["fit"], r["epoch"]) for r in rows] == [(f, e) for f in ("fold 1", "fold 2", "fold 3", "final fit")
+                                                      for e in ("1", "2")]
+    assert all(float(r["loss"]) > 0 and float(r["lr"]) > 0 for r in rows)
+
+    real, n = FT.add_epoch, {"rows": 0}
+
+    def killed_after_3(*a, **kw):                    # fold 2's first epoch logged, then a kill mid-fold
+        real(*a, **kw)
+        n["rows"] += 1
+        if n["rows"] == 3:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(FT, "add_epoch", killed_after_3)
+    run = tmp_path / "killed"
+    assert main(FTA + ["--out", str(run)]) == 130
+    assert [r["fit"] for r in read_log(run / LOG_FILE)] == ["fold 1", "fold 1", "fold 2"]
+    assert (run / "training_curve.png").is_file()    # plotted after fold 1's file
+    monkeypatch.undo()
+    assert main(["train", "finetune", "--resume", str(run), "--progress", "false"]) == 0
+    same_log(tmp_path / "whole", run)
+
+
+def test_tensorboard_writes_events_or_says_how_to_get_it(tmp_path, monkeypatch, capsys):
+    import builtins
+    args = ["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--synthetic-pairs", "64", "--epochs", "1",
+            "--batch-size", "32", "--val-fraction", "0", "--max-steps", "2", "--log-every", "1", "--progress",
+            "false", "--tensorboard"]
+    try:
+        import torch.utils.tensorboard  # noqa: F401
+        have = True
+    except ImportError:
+        have = False
+    if have:
+        assert main(args + ["--out", str(tmp_path / "tb")]) == 0
+        assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "tb" / "tb").iterdir())
+    real_import = builtins.__import__
+
+    def no_tensorboard(name, *a, **kw):
+        if name.startswith("torch.utils.tensorboard") or name == "tensorboard":
+            raise ImportError("No module named 'tensorboard'")
+        return real_import(name, *a, **kw)
+    monkeypatch.setattr(builtins, "__import__", no_tensorboard)
+    capsys.readouterr()
+    assert main(args + ["--out", str(tmp_path / "none")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("pip install tensorboard") == 1 and "Traceback" not in err
+    assert len(read_log(tmp_path / "none" / LOG_FILE)) == 2 and not (tmp_path / "none" / "tb").exists()
