@@ -213,9 +213,9 @@ class HrStream:
         where = "HrModel.stream"
         self.fs = _rate("fs", fs, where)
         if acc_fs is not None and _rate("acc_fs", acc_fs, where) != self.fs:
-            raise SqtoolError(f"{where}: acc_fs {acc_fs:g} Hz differs from fs {self.fs:g} Hz: a stream takes the "
-                              "accelerometer at the PPG's rate (resample it to fs first; HrModel.predict resamples "
-                              "a whole recording)")
+            raise SqtoolError(f"{where}: acc_fs {acc_fs:g} Hz differs from fs {self.fs:g} Hz: only an export with the "
+                              "kit's accelerometer resampler streams it, as the device does (sqtool export "
+                              f"--device-acc-fs {acc_fs:g}); else resample acc to fs first")
         if isinstance(gains, str):
             raise SqtoolError(f"{where}: gains {gains!r}: a stream's gains are the device's, fixed: None (the "
                               "export's defaults), a number or one per channel in counts per unit (1: int16 counts); "
