@@ -212,10 +212,10 @@ class HrStream:
         from sqtool.firmware_bench.predict import choose_runtime
         where = "HrModel.stream"
         self.fs = _rate("fs", fs, where)
-        if acc_fs is not None and _rate("acc_fs", acc_fs, where) != self.fs:
-            raise SqtoolError(f"{where}: acc_fs {acc_fs:g} Hz differs from fs {self.fs:g} Hz: only an export with the "
-                              "kit's accelerometer resampler streams it, as the device does (sqtool export "
-                              f"--device-acc-fs {acc_fs:g}); else resample acc to fs first")
+        self.acc_fs = self.fs if acc_fs is None else _rate("acc_fs", acc_fs, where)
+        self.acc_rs = None                                              # the kit's accelerometer resampler, if any
+        if self.acc_fs != self.fs and model.needs_acc:
+            self.acc_rs = self._acc_resampler(model, where)
         if isinstance(gains, str):
             raise SqtoolError(f"{where}: gains {gains!r}: a stream's gains are the device's, fixed: None (the "
                               "export's defaults), a number or one per channel in counts per unit (1: int16 counts); "
@@ -236,14 +236,34 @@ class HrStream:
         self.run = model._runner(self.runtime)
         self.reset()
 
+    def _acc_resampler(self, model: HrModel, where: str):
+        """The export's accelerometer resampler from acc_fs to fs (`acc_resampler.AccResampler`, the kit's C bit for
+        bit), or one line: an export without one."""
+        from sqtool.data.acc_resampler import AccResampler, design_acc
+        from sqtool.firmware_bench.spectral import has_acc_resampler
+        if not has_acc_resampler(model._art.metadata):
+            raise SqtoolError(f"{where}: acc_fs {self.acc_fs:g} Hz differs from fs {self.fs:g} Hz: only an export "
+                              "with the kit's accelerometer resampler streams it, as the device does (sqtool export "
+                              f"--device-acc-fs {self.acc_fs:g}); else resample acc to fs first")
+        try:
+            return AccResampler(design_acc(self.acc_fs, self.fs))
+        except SqtoolError as e:
+            raise SqtoolError(f"{where}: {e}") from None
+
     def reset(self) -> None:
         """Start over: a fresh device state, the next sample counted as the stream's first."""
+        from sqtool.data.preprocess import GapsAtRate
         self.k = None                                                   # PPG columns, fixed by the first push
         self.gains = None                                               # (C_in,) counts per unit, then
-        self.n = 0                                                      # samples pushed
+        self.n = self.n_acc = 0                                         # samples pushed: PPG, accelerometer
         self.state = self.fe = self.decoder = None
         self.flat: list[int] = []                                       # no_pulse's run (`no_pulse_next`)
         self.closed = False
+        if self.acc_rs is not None:                                     # the accelerometer at its own rate:
+            self.acc_rs.reset()
+            self.acc_gaps = GapsAtRate(self.acc_fs, self.fs)            # its gap flags brought to fs
+            self.acc_last = np.zeros(3)                                 # its last good sample (gaps hold it)
+            self.queue: list[np.ndarray] = []                           # `_paired`'s, made by `_start`
 
     def close(self) -> None:
         """Let the device state go; a push after it is one line."""
@@ -268,6 +288,8 @@ class HrStream:
         rows = k + (3 if self.model.needs_acc else 0)
         self.k, self.gains = k, device_gains(self.gains_given, md["model_cfg"], self.fs, rows, k)
         self.n_ppg = self.n_sensors or k                                # after `spectral.fit_sensors`
+        if self.acc_rs is not None:                                     # PPG rows, gaps; acc rows at fs, gaps
+            self.queue = [np.zeros((k, 0), np.int16), np.zeros(0, bool), np.zeros((3, 0), np.int16), np.zeros(0, bool)]
         if self.runtime == "c_pipeline":
             self.state = self.run.start(self.fs, self.n_ppg, "the stream")
         else:
@@ -275,8 +297,9 @@ class HrStream:
             self.fe = FrontEnd(dataclasses.replace(fe, n_ppg=self.n_ppg), tab)
             self.decoder = int_decoder(self.dec, self.model._art.output_qparams[0])
 
-    def _chunk(self, ppg, acc) -> np.ndarray:
-        """ppg (n,) or (n, k), acc (n, 3) or None -> (k [+ 3], n) float64 rows, or one line naming what is wrong."""
+    def _chunk(self, ppg, acc) -> tuple[np.ndarray, np.ndarray | None]:
+        """ppg (n,) or (n, k), acc (n, 3) or None -> ((k [+ 3], n) float64 rows at fs, None), or with the
+        accelerometer at its own rate ((k, n) at fs, (3, m) at acc_fs); or one line naming what is wrong."""
         where, n_s = "HrStream.push", len(self.model.sensors)
         ppg = _samples("ppg", ppg, where, empty=True)
         ppg = ppg[:, None] if ppg.ndim == 1 else ppg
@@ -292,6 +315,8 @@ class HrStream:
             if acc is None:
                 raise SqtoolError(f"{where}: this model reads the accelerometer: pass acc, ({n}, 3) x, y, z")
             acc = _samples("acc", acc, where, empty=True)
+            if self.acc_rs is not None:                                 # its own rate: a running count
+                return np.concatenate(rows).astype(np.float64), self._acc_rows(acc, n, where)
             if acc.shape != (n, 3):
                 hint = (" (channels-first? pass acc.T)" if acc.shape == (3, n) else
                         f" (one row per ppg sample: the stream's acc is at fs, {self.fs:g} Hz)"
@@ -299,24 +324,67 @@ class HrStream:
                 raise SqtoolError(f"{where}: acc must be ({n}, 3), x, y, z for the chunk's {n} ppg samples, got "
                                   f"shape {acc.shape}{hint}")
             rows.append(acc.T)
-        return np.concatenate(rows).astype(np.float64)                  # (k [+ 3], n)
+        return np.concatenate(rows).astype(np.float64), None            # (k [+ 3], n)
+
+    def _acc_rows(self, acc: np.ndarray, n: int, where: str) -> np.ndarray:
+        """An accelerometer chunk at acc_fs beside n PPG samples -> (3, m) float64: any m that keeps the stream's
+        accelerometer samples within one of the PPG's at the two rates (a chunk carries its share, whole samples),
+        or one line."""
+        m = acc.shape[0] if acc.ndim == 2 else -1
+        want = (self.n + n) * self.acc_fs / self.fs                     # the stream's acc samples after this chunk
+        if acc.ndim != 2 or acc.shape[1] != 3 or abs(self.n_acc + m - want) >= 1 + 1e-9:
+            hint = (" (channels-first? pass acc.T)" if acc.ndim == 2 and acc.shape[0] == 3 and acc.shape[1] != 3 else
+                    f" (with this chunk the stream would have {self.n_acc + m} acc samples for {self.n + n} ppg "
+                    f"samples: about {want:g} at acc_fs {self.acc_fs:g} Hz, fs {self.fs:g} Hz)" if m >= 0 and
+                    acc.shape[1] == 3 else "")
+            raise SqtoolError(f"{where}: acc must be (m, 3), x, y, z at {self.acc_fs:g} Hz, m about "
+                              f"{want - self.n_acc:g} beside the chunk's {n} ppg samples; got shape {acc.shape}{hint}")
+        return acc.T.astype(np.float64)
+
+    def _acc_at_fs(self, acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(3, m) acc at acc_fs -> ((3, j) int16 at fs, (j,) its gap flags) as predict's host path makes them
+        (`hr_spectra.acc_at_device_rate`): gaps held, the fixed gains, the kit's resampler, the flags brought over
+        (`preprocess.GapsAtRate`)."""
+        from sqtool.data.frontend import to_int16
+        from sqtool.data.hr_spectra import held
+        a, gap = held(acc, "HrStream.push", ("acc_x", "acc_y", "acc_z"), last=self.acc_last)
+        if a.shape[1]:
+            self.acc_last = a[:, -1].copy()
+        y = self.acc_rs.push(to_int16(a, self.gains[self.k:]).T).T       # (3, j) int16 at fs
+        self.n_acc += a.shape[1]
+        return y, self.acc_gaps.push(np.zeros(a.shape[1], bool) if gap is None else gap, y.shape[1])
+
+    def _paired(self, p16: np.ndarray, pgap: np.ndarray, acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The chunk's PPG rows (k, n) int16 and gaps beside its accelerometer (3, m) at acc_fs -> (C_in, j) int16
+        and (j,) gaps of the samples that now have both (predict pairs them by index: the resampler's delay stays);
+        the rest of either waits for the next chunk (at most a sample or two when chunks carry their share)."""
+        a16, agap = self._acc_at_fs(acc)
+        q = [np.concatenate([self.queue[0], p16], axis=1), np.concatenate([self.queue[1], pgap]),
+             np.concatenate([self.queue[2], a16], axis=1), np.concatenate([self.queue[3], agap])]
+        j = min(q[0].shape[1], q[2].shape[1])
+        self.queue = [v[..., j:] for v in q]
+        return np.concatenate([q[0][:, :j], q[2][:, :j]]), q[1][:j] | q[3][:j]
 
     def push(self, ppg, acc=None) -> HrResult:
         """The next chunk: ppg (n,) or (n, S) (S sensors, the model's order: `model.sensors`; S fixed by the first
-        chunk), acc (n, 3) x, y, z at the same rate (None for a model without one); NaN samples are gaps. Returns
-        the windows this chunk completed (possibly none), t_end_s counted from the stream's first sample."""
+        chunk), acc (n, 3) x, y, z at the same rate (None for a model without one; at acc_fs: (m, 3), the chunk's
+        share, m about n acc_fs / fs, the stream's count kept within a sample); NaN samples are gaps. Returns the
+        windows this chunk completed (possibly none), t_end_s counted from the stream's first sample."""
         from sqtool.data.frontend import to_int16
         from sqtool.firmware_bench.spectral import fit_sensors
         if self.closed:
             raise SqtoolError("HrStream.push: the stream is closed (HrModel.stream(...) opens another)")
-        x = self._chunk(ppg, acc)                                       # (C, n)
+        x, acc = self._chunk(ppg, acc)                                  # (C, n) at fs; (3, m) at acc_fs or None
         if self.k is None:
-            self._start(x.shape[0] - (3 if self.model.needs_acc else 0))
+            self._start(x.shape[0] - (3 if self.model.needs_acc and acc is None else 0))
         bad = ~np.isfinite(x)
-        gap = bad.any(axis=0) if bad.any() else None                   # (n,) a sample with any channel missing
-        x16 = to_int16(np.where(bad, 0.0, x), self.gains)               # gap samples: the device holds them
+        gap = bad.any(axis=0)                                           # (n,) a sample with any channel missing
+        x16 = to_int16(np.where(bad, 0.0, x), self.gains[:len(x)])      # gap samples: the device holds them
+        if acc is not None:                                             # beside the resampled accelerometer
+            x16, gap = self._paired(x16, gap, acc)
         x16, _ = fit_sensors(x16, self.k, self.n_sensors)               # (C_in, n) the device's sensor inputs
         self.n += x.shape[1]
+        gap = gap if gap.any() else None
         o, index = self._windows(x16, gap)
         fe, tab = self.model._tables[self.fs]
         return self.model._result(index * tab.hop / float(fe.fs) + self.model.window_s, o, self.runtime)

@@ -180,19 +180,20 @@ def device_stream(record, channels, shared_acc_gain: bool = False, acc_resampler
     return np.stack([by[c] for c in channels]), fs, np.logical_or.reduce(gaps) if gaps else None
 
 
-def held(x: np.ndarray, where: str, channels) -> tuple[np.ndarray, np.ndarray | None]:
+def held(x: np.ndarray, where: str, channels, last: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """(C, N) float samples with their NaN/Inf gaps holding the last good value (the first good one before it), and
-    the gap flags (N,) (None: none); no sample finite in every channel is one line."""
+    the gap flags (N,) (None: none); no sample finite in every channel is one line. last: a stream's chunk, (C,)
+    the values held before its first good one (the previous chunk's last), and a chunk of gaps only is no error."""
     bad = ~np.isfinite(x)
     if not bad.any():
         return x, None
     gap = bad.any(axis=0)
-    if gap.all():
+    if gap.all() and last is None:
         raise SqtoolError(f"{where}: no sample has every channel finite ({', '.join(channels)}): all are NaN/Inf gaps")
     n = x.shape[1]
     for c in range(len(x)):                                                # hold the last good value
         idx = np.maximum.accumulate(np.where(~bad[c], np.arange(n), -1))
-        first = x[c][~bad[c]][0] if (~bad[c]).any() else 0.0
+        first = last[c] if last is not None else x[c][~bad[c]][0] if (~bad[c]).any() else 0.0
         x[c] = np.where(idx >= 0, x[c][np.maximum(idx, 0)], first)
     return x, gap
 

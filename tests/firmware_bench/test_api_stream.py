@@ -208,3 +208,33 @@ def test_a_troika_recording_streams_to_predicts_windows(spec_export_dir, data_ro
         for sizes in ([125], CHUNKS["random"]):
             same(streamed(m.stream(125.0), ppg, acc, chunked(len(ppg), sizes)), ref)
         m.close()
+
+
+def acc_share(n: int, sizes, ratio: float) -> list[tuple[int, int, int, int]]:
+    """[(a, b, c, d)]: PPG chunks [a, b) and the accelerometer's share [c, d) at `ratio` its rate (whole samples)."""
+    return [(a, b, int(a * ratio), int(b * ratio)) for a, b in chunked(n, sizes)]
+
+
+@needs_gcc
+@pytest.mark.parametrize("runtime", ["", "c"], ids=["c_pipeline", "c_host_single"])
+def test_an_accelerometer_at_its_own_rate_streams_through_the_kits_resampler(acc_export, wrist, runtime):
+    """An export with the kit's accelerometer resampler (62.5 Hz acc beside a 125 Hz PPG): chunks carrying their
+    share of acc samples (1 PPG sample: 0 or 1 acc sample) give predict's windows, an acc dropout included."""
+    ppg, acc, fs = wrist
+    half = acc[::2].copy()                                                 # (N / 2, 3) at 62.5 Hz
+    half[2000:2100, 1] = np.nan
+    m = sqtool.load_model(acc_export, runtime=runtime)
+    ref = m.predict(ppg, half, fs, acc_fs=62.5, gains=None)
+    for sizes in ([1], [7], [125], CHUNKS["random"]):
+        s = m.stream(fs, acc_fs=62.5)
+        res = [s.push(ppg[a:b], half[c:d]) for a, b, c, d in acc_share(len(ppg), sizes, 0.5)]
+        same({f: np.concatenate([getattr(r, f) for r in res]) for f in FIELDS}, ref)
+    s = m.stream(fs, acc_fs=62.5)
+    s.push(ppg[:100], half[:50])
+    with pytest.raises(SqtoolError, match=r"acc must be \(m, 3\), x, y, z at 62.5 Hz, m about 50 beside the chunk's "
+                                          r"100 ppg samples; got shape \(60, 3\) \(with this chunk the stream would "
+                                          r"have 110 acc samples for 200 ppg samples: about 100"):
+        s.push(ppg[100:200], half[50:110])
+    with pytest.raises(SqtoolError, match=r"got shape \(3, 50\) \(channels-first\? pass acc.T\)$"):
+        s.push(ppg[100:200], half[50:100].T)
+    m.close()
