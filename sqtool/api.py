@@ -5,6 +5,11 @@
     res = model.predict(ppg, acc, fs=125.0)             # ppg (N,) or (N, S); acc (N, 3) in g; fs in Hz
     res = model.predict(ppg, acc25, fs=50.0, acc_fs=25.0)   # an accelerometer at its own rate: resampled to fs
     res.t_end_s, res.hr_bpm, res.lo_bpm, res.hi_bpm, res.confidence, res.flagged, res.no_pulse   # (W,) float64
+    res = model.predict(ppg, acc, fs=125.0, gains=None)     # the device's fixed gains, not the recording's robust ones
+
+    with model.stream(fs=125.0) as s:                       # a live device (HrStream): its state, not its history
+        for ppg_chunk, acc_chunk in chunks:                 # any sizes; NaN = gaps
+            res = s.push(ppg_chunk, acc_chunk)              # the windows this chunk completed (maybe none)
 
 `HrModel.predict` runs predict's own path for one recording (`firmware_bench.predict`: the Record checks,
 `prepare_spectral`, `run_spectral`): robust int16 device samples per call (as per recording file), the front end,
@@ -12,6 +17,10 @@ the network on the runtime, the decoder; so it gives the heart rate per window t
 its CSV for the same samples. It writes no run folder, takes no lock and leaves torch's thread count and the
 warning filters as it found them; the runtimes it builds (the C pipeline's host library, a network's C) live in a
 private temporary folder, removed with the model (or `close()`).
+
+`HrModel.stream` is the device itself: the export's C pipeline state, or the Python integer front end, the int8
+network and the fixed-point decoder stepped window by window; whatever the chunks, its windows are
+`predict(..., gains=G)`'s on the whole recording, to the bit.
 
 Only spectral heart-rate exports (`spec_*` students); another export is one error line saying what to use.
 """
