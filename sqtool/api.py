@@ -263,7 +263,7 @@ class HrStream:
         """Start over: a fresh device state, the next sample counted as the stream's first."""
         from sqtool.data.preprocess import GapsAtRate
         self.k = None                                                   # PPG columns, fixed by the first push
-        self.gains = None                                               # (C_in,) counts per unit, then
+        self.gains = None                                               # (rows,) counts per unit, by the first push
         self.n = self.n_acc = 0                                         # samples pushed: PPG, accelerometer
         self.state = self.fe = self.decoder = None
         self.flat: list[int] = []                                       # no_pulse's run (`no_pulse_next`)
