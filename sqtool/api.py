@@ -5,6 +5,11 @@
     res = model.predict(ppg, acc, fs=125.0)             # ppg (N,) or (N, S); acc (N, 3) in g; fs in Hz
     res = model.predict(ppg, acc25, fs=50.0, acc_fs=25.0)   # an accelerometer at its own rate: resampled to fs
     res.t_end_s, res.hr_bpm, res.lo_bpm, res.hi_bpm, res.confidence, res.flagged, res.no_pulse   # (W,) float64
+    res = model.predict(ppg, acc, fs=125.0, gains=None)     # the device's fixed gains, not the recording's robust ones
+
+    with model.stream(fs=125.0) as s:                       # a live device (HrStream): its state, not its history
+        for ppg_chunk, acc_chunk in chunks:                 # any sizes; NaN = gaps
+            res = s.push(ppg_chunk, acc_chunk)              # the windows this chunk completed (maybe none)
 
 `HrModel.predict` runs predict's own path for one recording (`firmware_bench.predict`: the Record checks,
 `prepare_spectral`, `run_spectral`): robust int16 device samples per call (as per recording file), the front end,
@@ -12,6 +17,10 @@ the network on the runtime, the decoder; so it gives the heart rate per window t
 its CSV for the same samples. It writes no run folder, takes no lock and leaves torch's thread count and the
 warning filters as it found them; the runtimes it builds (the C pipeline's host library, a network's C) live in a
 private temporary folder, removed with the model (or `close()`).
+
+`HrModel.stream` is the device itself: the export's C pipeline state, or the Python integer front end, the int8
+network and the fixed-point decoder stepped window by window; whatever the chunks, its windows are
+`predict(..., gains=G)`'s on the whole recording, to the bit.
 
 Only spectral heart-rate exports (`spec_*` students); another export is one error line saying what to use.
 """
@@ -51,26 +60,26 @@ class HrResult:
         return len(self.hr_bpm)
 
 
-def _rate(name: str, fs) -> float:
+def _rate(name: str, fs, where: str = "HrModel.predict") -> float:
     """A sampling rate argument in Hz, or one line naming it."""
     if isinstance(fs, bool) or not isinstance(fs, numbers.Real):     # None, text, arrays too
-        raise SqtoolError(f"HrModel.predict: {name} must be the sampling rate in Hz (a number), got {fs!r}")
-    return check_fs(fs, f"HrModel.predict: {name}")
+        raise SqtoolError(f"{where}: {name} must be the sampling rate in Hz (a number), got {fs!r}")
+    return check_fs(fs, f"{where}: {name}")
 
 
-def _samples(name: str, x) -> np.ndarray:
-    """x as a real-valued array, or one line naming it."""
+def _samples(name: str, x, where: str = "HrModel.predict", empty: bool = False) -> np.ndarray:
+    """x as a real-valued array, or one line naming it; empty: a zero-length one allowed (a stream's chunk)."""
     if x is None:
-        raise SqtoolError(f"HrModel.predict: {name} is required (samples as a numpy array)")
+        raise SqtoolError(f"{where}: {name} is required (samples as a numpy array)")
     try:
         a = np.asarray(x)
     except (TypeError, ValueError):                                # a ragged list: numpy's own many-line story
-        raise SqtoolError(f"HrModel.predict: {name} is not an array of samples (rows of unequal length?), got a "
+        raise SqtoolError(f"{where}: {name} is not an array of samples (rows of unequal length?), got a "
                           f"{type(x).__name__}") from None
     if a.dtype.kind not in "iuf":
-        raise SqtoolError(f"HrModel.predict: {name} must hold real numbers, got {a.dtype} samples")
-    if a.size == 0:
-        raise SqtoolError(f"HrModel.predict: {name} is empty (shape {a.shape})")
+        raise SqtoolError(f"{where}: {name} must hold real numbers, got {a.dtype} samples")
+    if a.size == 0 and not empty:
+        raise SqtoolError(f"{where}: {name} is empty (shape {a.shape})")
     return a
 
 
@@ -112,14 +121,17 @@ class HrModel:
             self._tmp.cleanup()
             self._tmp = None
 
-    def predict(self, ppg, acc=None, fs=None, acc_fs=None) -> HrResult:
+    def predict(self, ppg, acc=None, fs=None, acc_fs=None, gains="robust") -> HrResult:
         """Heart rate per window of one recording: ppg (N,) or (N, S) for S PPG sensors (the model's, in its order:
         `self.sensors`), acc (N, 3) accelerometer x, y, z in g (None for a model without one), fs the PPG's
         sampling rate in Hz, acc_fs the accelerometer's when it differs (None: fs): acc is then (M, 3) over the same
         seconds (M = N acc_fs / fs), resampled to fs on the host as `sqtool predict` does (`record.channel_matrix`;
         an export with the kit's accelerometer resampler, `export --device-acc-fs`: that integer filter, as the device).
         NaN samples are gaps (held; a window over half gaps is flagged). Any unit works for the PPG (each call gets
-        its own robust gain, as each recording does in `sqtool predict`)."""
+        its own robust gain, as each recording does in `sqtool predict`). gains: "robust" (that), or the device's
+        fixed gains, as a stream has them (`stream`): None = the export's defaults (PPG in SP Cup / TROIKA units,
+        acc in g), a number or one per column (PPG sensors, then acc x, y, z) in counts per unit; 1 = the arrays
+        are int16 device counts already."""
         from sqtool.data.record import Record
         from sqtool.firmware_bench import predict as P
         fs = _rate("fs", fs)
@@ -151,20 +163,267 @@ class HrModel:
         rec = Record("arrays", "arrays", "input", sig, {c: acc_fs if c.startswith("acc_") else fs for c in sig})
         with warnings.catch_warnings():          # predict's own path, one recording; filters as found (the torch
                                                  # runtimes put torch's thread count back themselves)
-            prep = P.prepare_spectral(self._cfg, self._art, [P.checked_record(rec)], self._tables)
+            prep = P.prepare_spectral(self._cfg, self._art, [P.checked_record(rec)], self._tables, gains=gains)
             if self._tmp is None:
                 self._tmp = ScratchDir("sqtool-hrmodel-")
             outs, _, _ = P.run_spectral(self._art, prep, Path(self._tmp.name), self._runners)
         r, o = prep["recs"][0], outs[0]
+        return self._result(r.t0 + self.window_s, o, prep["runtime"])
 
+    def _result(self, t_end_s, o: dict, runtime: str) -> HrResult:
+        """An HrResult of windows ending at t_end_s with predict's columns `o` (run_spectral's, one recording's)."""
         def col(v) -> np.ndarray:
             a = np.array(v, dtype=np.float64)
             a.setflags(write=False)
             return a
-        return HrResult(t_end_s=col(r.t0 + self.window_s), hr_bpm=col(o["hr_bpm"]), lo_bpm=col(o["lo_bpm"]),
+        return HrResult(t_end_s=col(t_end_s), hr_bpm=col(o["hr_bpm"]), lo_bpm=col(o["lo_bpm"]),
                         hi_bpm=col(o["hi_bpm"]), confidence=col(o["confidence"]), flagged=col(o["flagged"]),
                         no_pulse=col(o.get("no_pulse", np.zeros(len(o["flagged"])))),
-                        model_sha256=self.model_sha256, runtime=prep["runtime"])
+                        model_sha256=self.model_sha256, runtime=runtime)
+
+    def _runner(self, name: str):
+        """The runtime `name`, built once into the model's temporary folder (`predict.built_runtime`)."""
+        from sqtool.firmware_bench.predict import built_runtime
+        if self._tmp is None:
+            self._tmp = ScratchDir("sqtool-hrmodel-")
+        return built_runtime(self._art, name, Path(self._tmp.name), self._runners)
+
+    def stream(self, fs, acc_fs=None, gains=None) -> "HrStream":
+        """A live stream of one device at fs Hz: `HrStream.push(ppg, acc)` chunk by chunk, each 8 s window's
+        reading (every 2 s hop) as soon as its last sample arrived. gains are the device's, fixed for the stream:
+        None = the export's defaults (PPG in SP Cup / TROIKA units, acc in g), a number or one per column (PPG
+        sensors, then acc x, y, z) in counts per unit; 1 = the chunks are int16 device counts already. The same
+        samples through `predict(..., gains=G)` give the same readings, to the bit, whatever the chunks."""
+        return HrStream(self, fs, acc_fs, gains)
+
+
+# the runtimes a stream runs (the export's C pipeline, or the Python integer front end and decoder around an int8
+# network on the host); a float network (torch, onnx_float, litert_float) has no window-by-window decoder here, and
+# the MCU's QEMU starts once a call
+STREAMED = ("c_pipeline", "c_host_single", "c_host", "litert_int8", "onnx_int8", "tflm_int8")
+
+
+class HrStream:
+    """One device's live stream through an HrModel (`HrModel.stream`): `push` chunks of any size as they arrive,
+    get the windows each completes. It holds the device's state only (the front end's ring buffers, the decoder's
+    belief, the no-pulse run; or the C pipeline's state), never the history: memory stays flat over a week.
+
+    Runtime: the model's (`load_model(..., runtime)`; default the export's C pipeline where it has one at this rate
+    and gcc is there, else its int8 network on the host between the Python integer front end and decoder), one of
+    STREAMED. A chunk is quantised with the stream's fixed gains (`hr_spectra.device_gains`), its NaN samples are
+    gaps (held by the front end, flagged), then pushed: the front end (`data.frontend.FrontEnd.push`), the network
+    on the windows it completed (`spectral.run_window_runtime`), the decoder step by step (`IntDecoder.step`,
+    `export.pipeline.no_pulse_next`); or `CPipelineHost.push` into the stream's C state."""
+
+    def __init__(self, model: HrModel, fs, acc_fs=None, gains=None):
+        from sqtool.data.hr_spectra import device_gains
+        from sqtool.firmware_bench import spectral as S
+        from sqtool.firmware_bench.predict import choose_runtime
+        where = "HrModel.stream"
+        self.fs = _rate("fs", fs, where)
+        self.acc_fs = self.fs if acc_fs is None else _rate("acc_fs", acc_fs, where)
+        self.acc_rs = None                                              # the kit's accelerometer resampler, if any
+        if self.acc_fs != self.fs and model.needs_acc:
+            self.acc_rs = self._acc_resampler(model, where)
+        if isinstance(gains, str):
+            raise SqtoolError(f"{where}: gains {gains!r}: a stream's gains are the device's, fixed: None (the "
+                              "export's defaults), a number or one per channel in counts per unit (1: int16 counts); "
+                              "'robust' needs the whole recording (HrModel.predict)")
+        md = model._art.metadata
+        if gains is None or np.ndim(gains) == 0:                        # checked now; one per channel: at the first push
+            device_gains(gains, md["model_cfg"], self.fs, 1, 1)
+        self.model, self.gains_given = model, gains
+        self.runtime, _ = choose_runtime(model._cfg, model._art, [("the stream", self.fs)])
+        if self.runtime not in STREAMED:
+            raise SqtoolError(f"{where}: runtime {self.runtime} does not stream; streams run on the C pipeline "
+                              "(c_pipeline) or an int8 network on the host (c, tflite, onnx, tflm): "
+                              "load_model(export, runtime=...)")
+        if self.fs not in model._tables:                                # the front end at this rate, or one line
+            model._tables[self.fs] = S.check_rate(md["model_cfg"], self.fs, where)
+        self.n_sensors = S.export_ppg_sensors(model._art)               # the device's PPG sensors (None: as given)
+        self.dec, _ = S.decoder_dict(md)
+        self.run = model._runner(self.runtime)
+        self.reset()
+
+    def _acc_resampler(self, model: HrModel, where: str):
+        """The export's accelerometer resampler from acc_fs to fs (`acc_resampler.AccResampler`, the kit's C bit for
+        bit), or one line: an export without one."""
+        from sqtool.data.acc_resampler import AccResampler, design_acc
+        from sqtool.firmware_bench.spectral import has_acc_resampler
+        if not has_acc_resampler(model._art.metadata):
+            raise SqtoolError(f"{where}: acc_fs {self.acc_fs:g} Hz differs from fs {self.fs:g} Hz: only an export "
+                              "with the kit's accelerometer resampler streams it, as the device does (sqtool export "
+                              f"--device-acc-fs {self.acc_fs:g}); else resample acc to fs first")
+        try:
+            return AccResampler(design_acc(self.acc_fs, self.fs))
+        except SqtoolError as e:
+            raise SqtoolError(f"{where}: {e}") from None
+
+    def reset(self) -> None:
+        """Start over: a fresh device state, the next sample counted as the stream's first."""
+        from sqtool.data.preprocess import GapsAtRate
+        self.k = None                                                   # PPG columns, fixed by the first push
+        self.gains = None                                               # (rows,) counts per unit, by the first push
+        self.n = self.n_acc = 0                                         # samples pushed: PPG, accelerometer
+        self.state = self.fe = self.decoder = None
+        self.flat: list[int] = []                                       # no_pulse's run (`no_pulse_next`)
+        self.closed = False
+        if self.acc_rs is not None:                                     # the accelerometer at its own rate:
+            self.acc_rs.reset()
+            self.acc_gaps = GapsAtRate(self.acc_fs, self.fs)            # its gap flags brought to fs
+            self.acc_last = np.zeros(3)                                 # its last good sample (gaps hold it)
+            self.queue: list[np.ndarray] = []                           # `_paired`'s, made by `_start`
+
+    def close(self) -> None:
+        """Let the device state go; a push after it is one line."""
+        self.state = self.fe = self.decoder = None
+        self.closed = True
+
+    def __enter__(self) -> "HrStream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _start(self, k: int) -> None:
+        """The device state for k PPG columns (the first push's): gains per row, the C state or the front end and
+        decoder."""
+        import dataclasses
+
+        from sqtool.data.frontend import FrontEnd
+        from sqtool.data.hr_spectra import device_gains
+        from sqtool.models.decoder import int_decoder
+        md = self.model._art.metadata
+        rows = k + (3 if self.model.needs_acc else 0)
+        self.k, self.gains = k, device_gains(self.gains_given, md["model_cfg"], self.fs, rows, k)
+        self.n_ppg = self.n_sensors or k                                # after `spectral.fit_sensors`
+        if self.acc_rs is not None:                                     # PPG rows, gaps; acc rows at fs, gaps
+            self.queue = [np.zeros((k, 0), np.int16), np.zeros(0, bool), np.zeros((3, 0), np.int16), np.zeros(0, bool)]
+        if self.runtime == "c_pipeline":
+            self.state = self.run.start(self.fs, self.n_ppg, "the stream")
+        else:
+            fe, tab = self.model._tables[self.fs]
+            self.fe = FrontEnd(dataclasses.replace(fe, n_ppg=self.n_ppg), tab)
+            self.decoder = int_decoder(self.dec, self.model._art.output_qparams[0])
+
+    def _chunk(self, ppg, acc) -> tuple[np.ndarray, np.ndarray | None]:
+        """ppg (n,) or (n, k), acc (n, 3) or None -> ((k [+ 3], n) float64 rows at fs, None), or with the
+        accelerometer at its own rate ((k, n) at fs, (3, m) at acc_fs); or one line naming what is wrong."""
+        where, n_s = "HrStream.push", len(self.model.sensors)
+        ppg = _samples("ppg", ppg, where, empty=True)
+        ppg = ppg[:, None] if ppg.ndim == 1 else ppg
+        if ppg.ndim != 2 or ppg.shape[1] > n_s:
+            raise SqtoolError(f"{where}: ppg must be (n,) or (n, S) for S <= {n_s} sensors "
+                              f"({', '.join(self.model.sensors)}), got shape {ppg.shape}"
+                              + (" (channels-first? pass ppg.T)" if ppg.ndim == 2 else ""))
+        n, k = ppg.shape
+        if self.k is not None and k != self.k:
+            raise SqtoolError(f"{where}: ppg has {k} sensor column(s), the stream's first chunk had {self.k}")
+        rows = [ppg.T]
+        if self.model.needs_acc:
+            if acc is None:
+                raise SqtoolError(f"{where}: this model reads the accelerometer: pass acc, ({n}, 3) x, y, z")
+            acc = _samples("acc", acc, where, empty=True)
+            if self.acc_rs is not None:                                 # its own rate: a running count
+                return np.concatenate(rows).astype(np.float64), self._acc_rows(acc, n, where)
+            if acc.shape != (n, 3):
+                hint = (" (channels-first? pass acc.T)" if acc.shape == (3, n) else
+                        f" (one row per ppg sample: the stream's acc is at fs, {self.fs:g} Hz)"
+                        if acc.ndim == 2 and acc.shape[1] == 3 else "")
+                raise SqtoolError(f"{where}: acc must be ({n}, 3), x, y, z for the chunk's {n} ppg samples, got "
+                                  f"shape {acc.shape}{hint}")
+            rows.append(acc.T)
+        return np.concatenate(rows).astype(np.float64), None            # (k [+ 3], n)
+
+    def _acc_rows(self, acc: np.ndarray, n: int, where: str) -> np.ndarray:
+        """An accelerometer chunk at acc_fs beside n PPG samples -> (3, m) float64: any m that keeps the stream's
+        accelerometer samples within one of the PPG's at the two rates (a chunk carries its share, whole samples),
+        or one line."""
+        m = acc.shape[0] if acc.ndim == 2 else -1
+        want = (self.n + n) * self.acc_fs / self.fs                     # the stream's acc samples after this chunk
+        if acc.ndim != 2 or acc.shape[1] != 3 or abs(self.n_acc + m - want) >= 1 + 1e-9:
+            hint = (" (channels-first? pass acc.T)" if acc.ndim == 2 and acc.shape[0] == 3 and acc.shape[1] != 3 else
+                    f" (with this chunk the stream would have {self.n_acc + m} acc samples for {self.n + n} ppg "
+                    f"samples: about {want:g} at acc_fs {self.acc_fs:g} Hz, fs {self.fs:g} Hz)" if m >= 0 and
+                    acc.shape[1] == 3 else "")
+            raise SqtoolError(f"{where}: acc must be (m, 3), x, y, z at {self.acc_fs:g} Hz, m about "
+                              f"{want - self.n_acc:g} beside the chunk's {n} ppg samples; got shape {acc.shape}{hint}")
+        return acc.T.astype(np.float64)
+
+    def _acc_at_fs(self, acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(3, m) acc at acc_fs -> ((3, j) int16 at fs, (j,) its gap flags) as predict's host path makes them
+        (`hr_spectra.acc_at_device_rate`): gaps held, the fixed gains, the kit's resampler, the flags brought over
+        (`preprocess.GapsAtRate`)."""
+        from sqtool.data.frontend import to_int16
+        from sqtool.data.hr_spectra import held
+        a, gap = held(acc, "HrStream.push", ("acc_x", "acc_y", "acc_z"), last=self.acc_last)
+        if a.shape[1]:
+            self.acc_last = a[:, -1].copy()
+        y = self.acc_rs.push(to_int16(a, self.gains[self.k:]).T).T       # (3, j) int16 at fs
+        self.n_acc += a.shape[1]
+        return y, self.acc_gaps.push(np.zeros(a.shape[1], bool) if gap is None else gap, y.shape[1])
+
+    def _paired(self, p16: np.ndarray, pgap: np.ndarray, acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The chunk's PPG rows (k, n) int16 and gaps beside its accelerometer (3, m) at acc_fs -> (C_in, j) int16
+        and (j,) gaps of the samples that now have both (predict pairs them by index: the resampler's delay stays);
+        the rest of either waits for the next chunk (at most a sample or two when chunks carry their share)."""
+        a16, agap = self._acc_at_fs(acc)
+        q = [np.concatenate([self.queue[0], p16], axis=1), np.concatenate([self.queue[1], pgap]),
+             np.concatenate([self.queue[2], a16], axis=1), np.concatenate([self.queue[3], agap])]
+        j = min(q[0].shape[1], q[2].shape[1])
+        self.queue = [v[..., j:] for v in q]
+        return np.concatenate([q[0][:, :j], q[2][:, :j]]), q[1][:j] | q[3][:j]
+
+    def push(self, ppg, acc=None) -> HrResult:
+        """The next chunk: ppg (n,) or (n, S) (S sensors, the model's order: `model.sensors`; S fixed by the first
+        chunk), acc (n, 3) x, y, z at the same rate (None for a model without one; at acc_fs: (m, 3), the chunk's
+        share, m about n acc_fs / fs, the stream's count kept within a sample); NaN samples are gaps. Returns the
+        windows this chunk completed (possibly none), t_end_s counted from the stream's first sample."""
+        from sqtool.data.frontend import to_int16
+        from sqtool.firmware_bench.spectral import fit_sensors
+        if self.closed:
+            raise SqtoolError("HrStream.push: the stream is closed (HrModel.stream(...) opens another)")
+        x, acc = self._chunk(ppg, acc)                                  # (C, n) at fs; (3, m) at acc_fs or None
+        if self.k is None:
+            self._start(x.shape[0] - (3 if self.model.needs_acc and acc is None else 0))
+        bad = ~np.isfinite(x)
+        gap = bad.any(axis=0)                                           # (n,) a sample with any channel missing
+        x16 = to_int16(np.where(bad, 0.0, x), self.gains[:len(x)])      # gap samples: the device holds them
+        if acc is not None:                                             # beside the resampled accelerometer
+            x16, gap = self._paired(x16, gap, acc)
+        x16, _ = fit_sensors(x16, self.k, self.n_sensors)               # (C_in, n) the device's sensor inputs
+        self.n += x.shape[1]
+        gap = gap if gap.any() else None
+        o, index = self._windows(x16, gap)
+        fe, tab = self.model._tables[self.fs]
+        return self.model._result(index * tab.hop / float(fe.fs) + self.model.window_s, o, self.runtime)
+
+    def _windows(self, x16: np.ndarray, gap) -> tuple[dict, np.ndarray]:
+        """(predict's columns of the windows this chunk completed, their indices)."""
+        from sqtool.export.pipeline import no_pulse_next, pulse_rule, scores
+        from sqtool.firmware_bench.predict import pipeline_columns
+        from sqtool.firmware_bench.spectral import run_window_runtime
+        from sqtool.models.decoder import evidence_codes
+        if self.runtime == "c_pipeline":
+            res, _ = self.run.push(self.state, x16, gap, "the stream")
+            return pipeline_columns(res), np.asarray(res["index"], np.int64)
+        wins = self.fe.push(x16, gap)
+        cols = {k: np.zeros(len(wins)) for k in ("hr_bpm", "lo_bpm", "hi_bpm", "confidence", "flagged", "no_pulse")}
+        if not wins:
+            return cols, np.zeros(0, np.int64)
+        codes = np.stack([w.spec for w in wins])                        # (w, F, C) int8
+        valid = scores([w.flagged_q15 for w in wins], [w.ppg_quiet for w in wins])
+        logits, _ = run_window_runtime(self.run, codes)                 # (w, F) int8
+        ev = self.decoder.cfg.uses_evidence
+        outs = [self.decoder.step(np.asarray(y, np.int8), bool(v), evidence_codes(c[None])[0] if ev and v else None)
+                for y, v, c in zip(logits, valid, codes)]
+        no_pulse, self.flat = no_pulse_next(self.flat, codes, pulse_rule(self.model._art.metadata))
+        cols.update(hr_bpm=np.array([o.hr_mbpm for o in outs], np.int32) / 1000.0,
+                    lo_bpm=np.array([o.lo_mbpm for o in outs], np.int32) / 1000.0,
+                    hi_bpm=np.array([o.hi_mbpm for o in outs], np.int32) / 1000.0,
+                    confidence=np.array([o.conf_q15 for o in outs], np.uint16) / 32768.0,
+                    flagged=(~valid).astype(int), no_pulse=no_pulse.astype(int))
+        return cols, np.array([w.index for w in wins], np.int64)
 
 
 def load_model(export_dir, runtime: str = "") -> HrModel:
@@ -174,4 +433,4 @@ def load_model(export_dir, runtime: str = "") -> HrModel:
     return HrModel(export_dir, runtime)
 
 
-__all__ = ["load_model", "HrModel", "HrResult"]
+__all__ = ["load_model", "HrModel", "HrResult", "HrStream"]

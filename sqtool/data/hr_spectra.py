@@ -36,7 +36,7 @@ import numpy as np
 
 from sqtool.core import ModelCfg, SqtoolError, signal_channels
 from sqtool.core.model_cfg import ACC_AXES, ACC_SUM
-from sqtool.data.frontend import MAX_PPG, FrontEndCfg, design, spectra, to_int16
+from sqtool.data.frontend import MAX_PPG, FrontEndCfg, default_gains, design, spectra, to_int16
 from sqtool.data.record import MissingChannel
 
 HR_DATASETS = ("troika", "wrist_exercise")
@@ -124,9 +124,33 @@ def stream_channels(record, model_cfg: ModelCfg | dict) -> tuple[list[str], int]
     return present + signal_channels(mc["channels"][1:]), len(present)
 
 
-def device_stream(record, channels, shared_acc_gain: bool = False, acc_resampler: bool = False
-                  ) -> tuple[np.ndarray, float, np.ndarray | None]:
-    """(C, N) int16 device samples of a float record (robust per-recording gains), the device rate, and the
+def device_gains(gains, model_cfg: ModelCfg | dict, fs_in: float, n_rows: int, n_ppg: int) -> str | np.ndarray:
+    """The gains `device_stream` quantises a recording's n_rows channels with (its n_ppg PPG sensors, then acc x, y,
+    z): "robust" as given (per recording, from its median and 99.9th percentile: replay only, no device can); None =
+    the device's default gains (`frontend.default_gains`: PPG in SP Cup / TROIKA units, acc in g); a number = that
+    many counts per unit on every row (1: the samples are int16 device counts already); a sequence = one per row.
+    -> "robust" or (n_rows,) float64; anything else one line."""
+    if isinstance(gains, str):
+        if gains != "robust":
+            raise SqtoolError(f"gains '{gains}': choose 'robust', None (the device's default gains), a number or one "
+                              "per channel (counts per unit: the PPG sensors, then acc x, y, z)")
+        return gains
+    if gains is None:
+        return np.array(default_gains(frontend_cfg(model_cfg, fs_in, n_ppg))[:n_rows], np.float64)
+    try:
+        g = np.asarray(gains, np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        g = np.zeros(0)
+    if g.size not in (1, n_rows) or not (np.isfinite(g).all() and (g > 0).all()):
+        raise SqtoolError(f"gains {gains!r}: one positive number, or {n_rows} (counts per unit of each channel: "
+                          f"{n_ppg} PPG sensor(s){', then acc x, y, z' if n_rows > n_ppg else ''})")
+    return np.broadcast_to(g, (n_rows,)).copy()
+
+
+def device_stream(record, channels, shared_acc_gain: bool = False, acc_resampler: bool = False,
+                  gains: str | np.ndarray = "robust") -> tuple[np.ndarray, float, np.ndarray | None]:
+    """(C, N) int16 device samples of a float record (robust per-recording gains, or `gains`: one per channel,
+    `device_gains`), the device rate, and the
     per-sample gap flags (None when there is none): NaN/Inf samples are gaps holding the last good value.
     shared_acc_gain: the three accelerometer axes get ONE gain (the largest axis' robust amplitude -> 8000
     counts), as one sensor's full scale does, so their powers compare (a model reading the axes' summed power);
@@ -143,36 +167,41 @@ def device_stream(record, channels, shared_acc_gain: bool = False, acc_resampler
     x, fs = channel_matrix(record, rows)                                   # (C - A, N)
     x, gap = held(x, where, rows)
     share = [i for i, c in enumerate(rows) if c in ACC_AXES] if shared_acc_gain else []
-    x16 = to_int16(x, "robust", share=share)                 # a saturating level dropped (wrist_exercise's PPG DC)
-    if not own:
+    fixed = not isinstance(gains, str)
+    by_row = dict(zip(channels, gains)) if fixed else {}
+    x16 = to_int16(x, [by_row[c] for c in rows] if fixed else "robust", share=share)   # robust: a saturating level
+    if not own:                                                            # dropped (wrist_exercise's PPG DC)
         return x16, fs, gap
-    a16, a_gap = acc_at_device_rate(record, own, fs, shared_acc_gain)     # (A, K) at fs
+    a16, a_gap = acc_at_device_rate(record, own, fs, shared_acc_gain,      # (A, K) at fs
+                                    [by_row[c] for c in own] if fixed else "robust")
     n = min(x16.shape[1], a16.shape[1])
     by = {**dict(zip(rows, x16[:, :n])), **dict(zip(own, a16[:, :n]))}
     gaps = [g[:n] for g in (gap, a_gap) if g is not None]
     return np.stack([by[c] for c in channels]), fs, np.logical_or.reduce(gaps) if gaps else None
 
 
-def held(x: np.ndarray, where: str, channels) -> tuple[np.ndarray, np.ndarray | None]:
+def held(x: np.ndarray, where: str, channels, last: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """(C, N) float samples with their NaN/Inf gaps holding the last good value (the first good one before it), and
-    the gap flags (N,) (None: none); no sample finite in every channel is one line."""
+    the gap flags (N,) (None: none); no sample finite in every channel is one line. last: a stream's chunk, (C,)
+    the values held before its first good one (the previous chunk's last), and a chunk of gaps only is no error."""
     bad = ~np.isfinite(x)
     if not bad.any():
         return x, None
     gap = bad.any(axis=0)
-    if gap.all():
+    if gap.all() and last is None:
         raise SqtoolError(f"{where}: no sample has every channel finite ({', '.join(channels)}): all are NaN/Inf gaps")
     n = x.shape[1]
     for c in range(len(x)):                                                # hold the last good value
         idx = np.maximum.accumulate(np.where(~bad[c], np.arange(n), -1))
-        first = x[c][~bad[c]][0] if (~bad[c]).any() else 0.0
+        first = last[c] if last is not None else x[c][~bad[c]][0] if (~bad[c]).any() else 0.0
         x[c] = np.where(idx >= 0, x[c][np.maximum(idx, 0)], first)
     return x, gap
 
 
-def acc_at_device_rate(record, axes, fs: float, shared_gain: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+def acc_at_device_rate(record, axes, fs: float, shared_gain: bool = False, gains="robust"
+                       ) -> tuple[np.ndarray, np.ndarray | None]:
     """Accelerometer `axes` at their own rate brought to the device rate fs as the C kit does: int16 counts at that
-    rate (robust gains, one for the axes with shared_gain; gaps held), then `acc_resampler.resample_acc` (the
+    rate (robust gains, one for the axes with shared_gain, or `gains`, one per axis; gaps held), then `acc_resampler.resample_acc` (the
     integer polyphase filter of c/<prefix>_acc_resampler.c, bit-exact, from a fresh state: its outputs lag the PPG by
     the filter's delay). Returns (A, K) int16 at fs and the gap flags at fs (`preprocess.gaps_at_rate`; None: none);
     axes at two rates, or a rate ratio the kit's filter cannot take, are one line."""
@@ -185,7 +214,7 @@ def acc_at_device_rate(record, axes, fs: float, shared_gain: bool = False) -> tu
                           "resampler takes one accelerometer rate")
     m = min(len(record.signals[c]) for c in axes)
     a, gap = held(np.stack([np.asarray(record.signals[c], np.float64)[:m] for c in axes]), where, axes)   # (A, M)
-    a16 = to_int16(a, "robust", share=range(len(axes)) if shared_gain else [])
+    a16 = to_int16(a, gains, share=range(len(axes)) if shared_gain else [])
     xyz = np.zeros((m, 3), np.int16)                                       # (M, 3): the resampler's x, y, z
     xyz[:, :len(axes)] = a16.T
     try:

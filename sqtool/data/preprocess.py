@@ -195,16 +195,38 @@ def resample_keeping_gaps(x: np.ndarray, fs_in: float, fs_out: float, where: str
     return y
 
 
-def gaps_at_rate(gap: np.ndarray, n_out: int, fs_in: float, fs_out: float) -> np.ndarray:
+def gaps_at_rate(gap: np.ndarray, n_out: int, fs_in: float, fs_out: float, first: int = 0,
+                 base: int = 0) -> np.ndarray:
     """Gap flags (N,) bool at fs_in -> (n_out,) bool at fs_out: an output sample is a gap when an input since the
     previous output sample (upsampling: its last input at or before its time; downsampling: every input after the
-    previous output's, up to its own) was one (`resample_keeping_gaps`; the accelerometer resampler's host path)."""
+    previous output's, up to its own) was one (`resample_keeping_gaps`; the accelerometer resampler's host path).
+    A stream's next outputs (`GapsAtRate`): outputs first .. first + n_out - 1 of flags that start at input `base`."""
     gap = np.asarray(gap, bool)
-    src = np.minimum(np.floor(np.arange(n_out) * float(fs_in) / float(fs_out) + 1e-9).astype(np.int64),
-                     len(gap) - 1)                                         # (N',) last input at or before each
-    lo = np.minimum(np.concatenate([[0], src[:-1] + 1]), src)              # (N',) first input since the previous
+    j = np.arange(first - 1, first + n_out)                                # the previous output, then these
+    src = np.minimum(np.floor(j * float(fs_in) / float(fs_out) + 1e-9).astype(np.int64),
+                     base + len(gap) - 1)                                  # (N' + 1,) last input at or before each
+    lo = np.minimum(np.where(j[1:] > 0, src[:-1] + 1, 0), src[1:])         # (N',) first input since the previous
     seen = np.concatenate([[0], np.cumsum(gap)])                           # (N + 1,) gaps before each input
-    return seen[src + 1] - seen[lo] > 0                                    # (N',) the gaps at the new rate
+    return seen[src[1:] + 1 - base] - seen[lo - base] > 0                  # (N',) the gaps at the new rate
+
+
+class GapsAtRate:
+    """`gaps_at_rate` on a stream: push each chunk's input flags with the number of outputs the resampler made of
+    the inputs so far; the same flags as on the whole, keeping only the inputs the next outputs read."""
+
+    def __init__(self, fs_in: float, fs_out: float):
+        self.fs_in, self.fs_out = float(fs_in), float(fs_out)
+        self.gap, self.base, self.out = np.zeros(0, bool), 0, 0          # flags of inputs base.., outputs made
+
+    def push(self, gap: np.ndarray, n_out: int) -> np.ndarray:
+        """gap (m,) bool of the next m inputs; n_out new outputs -> their (n_out,) flags."""
+        self.gap = np.concatenate([self.gap, np.asarray(gap, bool)])
+        got = gaps_at_rate(self.gap, n_out, self.fs_in, self.fs_out, self.out, self.base)
+        self.out += n_out
+        if self.out:                                                       # the next output reads from this on
+            keep = min(int(np.floor((self.out - 1) * self.fs_in / self.fs_out + 1e-9)), self.base + len(self.gap))
+            self.gap, self.base = self.gap[keep - self.base:], keep
+        return got
 
 
 def at_whole_hz(rec):

@@ -130,6 +130,16 @@ def no_pulse(g_q8: np.ndarray, max_q8: int | None, windows: int = NO_PULSE_WINDO
     return out
 
 
+def no_pulse_next(flat: list[int], codes: np.ndarray, rule: tuple[int, int] | None) -> tuple[np.ndarray, list[int]]:
+    """A stream's next w windows, codes (w, F, C), after windows whose flatness_q8 the rule still reads (`flat`: the
+    last windows - 1 of them, fewer only within the first windows, whose runs start at window 0; [] at the start),
+    as the C's ring -> ((w,) no_pulse, the flat to carry to the next call). rule: (windows, max_q8), None = no
+    detector (all 0). Any split of a recording's windows gives `no_pulse_of` on them all."""
+    k, max_q8 = rule or (NO_PULSE_WINDOWS, None)
+    run = np.concatenate([np.asarray(flat, np.int64), flatness_q8(codes)])
+    return no_pulse(run, max_q8, k)[len(run) - len(codes):], run[max(0, len(run) - (k - 1)):].tolist()
+
+
 def pulse_checked(md: dict) -> bool:
     """Whether an export's metadata has the pulse-presence detector (gating.no_pulse); an older export: no_pulse 0."""
     return "no_pulse" in ((md or {}).get("gating") or {})
@@ -251,12 +261,9 @@ class PipelineRef:
                 "conf_q15": o.conf_q15, "flagged_q15": int(fq15), "valid": int(valid), "no_pulse": int(nopulse)}
 
     def _no_pulse(self, codes: np.ndarray) -> np.ndarray:
-        """codes (w, F, C) of the next w windows -> (w,) no_pulse; self.flat keeps the last windows - 1 windows'
-        flatness (fewer only within the first windows, whose runs start at window 0), as the C's ring."""
-        k, max_q8 = self.pulse_rule or (NO_PULSE_WINDOWS, None)
-        run = np.concatenate([np.asarray(self.flat, np.int64), flatness_q8(codes)])
-        self.flat = run[max(0, len(run) - (k - 1)):].tolist()
-        return no_pulse(run, max_q8, k)[len(run) - len(codes):]
+        """codes (w, F, C) of the next w windows -> (w,) no_pulse (`no_pulse_next`, self.flat carried)."""
+        out, self.flat = no_pulse_next(self.flat, codes, self.pulse_rule)
+        return out
 
     def _stack(self, ppg, acc) -> np.ndarray:
         """ppg (n,) for one sensor, (n, n_ppg) or (n_ppg n,) interleaved for more; acc (n, 3) or (3 n,)

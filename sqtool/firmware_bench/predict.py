@@ -380,8 +380,8 @@ def spectral_runtime(runtime: str, where: str = "--runtime") -> str:
     return name
 
 
-def _choose(cfg: PredictConfig, art, recs) -> tuple[str, str]:
-    """(runtime name, note)."""
+def choose_runtime(cfg: PredictConfig, art, rates: list[tuple[str, float]]) -> tuple[str, str]:
+    """(runtime name, note) for recordings (or a stream, `sqtool.api.HrStream`) at these rates: [(name, Hz)]."""
     import shutil
     if cfg.runtime:
         return spectral_runtime(cfg.runtime), "asked for"
@@ -393,9 +393,9 @@ def _choose(cfg: PredictConfig, art, recs) -> tuple[str, str]:
     fs_mhz = art.c_define("pipeline_cfg.h", "PL_FS_IN_MHZ")
     if fs_mhz is not None:
         fs = fs_mhz / 1000.0
-        other = [r for r in recs if abs(r.fs_in - fs) > 1e-9]
+        other = [(name, f) for name, f in rates if abs(f - fs) > 1e-9]
         if other:
-            return "c_host_single", (f"{other[0].record_id} is at {other[0].fs_in:g} Hz, the C pipeline was exported "
+            return "c_host_single", (f"{other[0][0]} is at {other[0][1]:g} Hz, the C pipeline was exported "
                                      f"for {fs:g} Hz: C network + Python front end/decoder")
     return "c_pipeline", "default"
 
@@ -735,12 +735,14 @@ def _firmware(rt, name: str) -> dict | None:
 
 # ----------------------------------------------------------------------------- spectral models
 
-def prepare_spectral(cfg: PredictConfig, art, records, tables: dict | None = None, left: list[str] = ()) -> dict:
+def prepare_spectral(cfg: PredictConfig, art, records, tables: dict | None = None, left: list[str] = (),
+                     gains="robust") -> dict:
     """Device samples and front-end codes per recording (one-line errors: channel, rate; a recording shorter than
     one window is left out with a warning), the runtime. With run_spectral, what predict does per recording of a
     spectral model; `sqtool.load_model(...).predict` runs the same two on arrays. tables: the front end's tables
     per input rate (`spectral.prepare`'s cache), shared by the recordings and kept there when given. left: the
-    reasons of recordings already left out (a folder's files the readers refused), said first in "short"."""
+    reasons of recordings already left out (a folder's files the readers refused), said first in "short". gains:
+    `spectral.prepare`'s ("robust": per recording, as predict)."""
     from sqtool.data.hr_spectra import stream_channels
     from sqtool.firmware_bench import spectral as S
     md = art.metadata
@@ -748,7 +750,7 @@ def prepare_spectral(cfg: PredictConfig, art, records, tables: dict | None = Non
     tables = {} if tables is None else tables
     def one(r):                                                        # without the model's channels: left out,
         require_channels(r, stream_channels(r, md["model_cfg"])[0])    # as the bench leaves it out
-        rec = S.prepare(r, md["model_cfg"], tables, n_sensors, S.has_acc_resampler(md))
+        rec = S.prepare(r, md["model_cfg"], tables, n_sensors, S.has_acc_resampler(md), gains)
         prog.update(1)
         return released(rec, pipeline_may_push(cfg, art, rec.fs_in))   # before the next recording is read
     # the bar counts what `one` did: a bar wrapping the records would hold each while the next one is read
@@ -756,7 +758,7 @@ def prepare_spectral(cfg: PredictConfig, art, records, tables: dict | None = Non
     recs, short = long_enough(records, one, float(md["window_s"]), cfg.data or "records",
                               skip=(TooShort, MissingChannel), left=left)
     prog.close()
-    name, why = _choose(cfg, art, recs)
+    name, why = choose_runtime(cfg, art, [(r.record_id, r.fs_in) for r in recs])
     dec, note = S.decoder_dict(md)
     streams = [(r.record, r.channels) for r in recs]                   # what each streamed
     return {"recs": recs, "runtime": name, "why": why, "decoder": dec, "decoder_note": note, "short": short,
@@ -764,7 +766,7 @@ def prepare_spectral(cfg: PredictConfig, art, records, tables: dict | None = Non
 
 
 def pipeline_may_push(cfg: PredictConfig, art, fs_in: float) -> bool:
-    """Whether the C pipeline may run a recording at fs_in (`_choose`: asked for, or the default where the export
+    """Whether the C pipeline may run a recording at fs_in (`choose_runtime`: asked for, or the default where the export
     has it at that rate), so its int16 device samples are kept for it."""
     if cfg.runtime:
         return spectral_runtime(cfg.runtime) == "c_pipeline"
@@ -842,6 +844,25 @@ def fed_channels(rec) -> dict:
 NET_WINDOWS = 4096    # windows the network runs per call (`run_spectral`): 2.3 h of 2 s hops; tests make it tiny
 
 
+def built_runtime(art, name: str, work: Path, runners: dict):
+    """runners[name], built into `work` on first use: the export's C pipeline on the host (`spectral.pipeline_host`)
+    for c_pipeline, else `runtimes.make_runtime`."""
+    from sqtool.firmware_bench import runtimes as R
+    from sqtool.firmware_bench import spectral as S
+    if name not in runners:
+        runners[name] = S.pipeline_host(art, work / "c_pipeline") if name == "c_pipeline" else \
+            R.make_runtime(name, art, work)
+    return runners[name]
+
+
+def pipeline_columns(res: dict) -> dict:
+    """The C pipeline's results ((W,) integer arrays per RESULT_KEYS) -> predict's columns: hr_bpm, lo_bpm, hi_bpm,
+    confidence, flagged (1 - valid), no_pulse."""
+    return {"hr_bpm": res["hr_mbpm"] / 1000.0, "lo_bpm": res["lo_mbpm"] / 1000.0, "hi_bpm": res["hi_mbpm"] / 1000.0,
+            "confidence": res["conf_q15"] / 32768.0, "flagged": 1 - res["valid"].astype(int),
+            "no_pulse": res["no_pulse"].astype(int)}
+
+
 def run_spectral(art, prep: dict, work: Path, runners: dict | None = None,
                  progress: bool = False) -> tuple[list[dict], dict | None, dict]:
     """Per recording {hr_bpm, lo_bpm, hi_bpm, confidence[, expected_err_bpm], flagged, no_pulse} ((W,) arrays),
@@ -857,18 +878,12 @@ def run_spectral(art, prep: dict, work: Path, runners: dict | None = None,
     outs, firmware = [], None
     runners = {} if runners is None else runners
     if name == "c_pipeline":
-        if name not in runners:
-            runners[name] = S.pipeline_host(art, work / "c_pipeline")
-        pl = runners[name]
+        pl = built_runtime(art, name, work, runners)
         for r in recs:
             res, _ = pl.run(r.x16, r.gap, r.fs_in, f"{r.record.dataset}/{r.record_id}", r.n_ppg)
-            outs.append({"hr_bpm": res["hr_mbpm"] / 1000.0, "lo_bpm": res["lo_mbpm"] / 1000.0,
-                         "hi_bpm": res["hi_mbpm"] / 1000.0, "confidence": res["conf_q15"] / 32768.0,
-                         "flagged": 1 - res["valid"].astype(int), "no_pulse": res["no_pulse"].astype(int)})
+            outs.append(pipeline_columns(res))
     else:
-        if name not in runners:
-            runners[name] = R.make_runtime(name, art, work)
-        rt = runners[name]
+        rt = built_runtime(art, name, work, runners)
         # the network NET_WINDOWS windows at a time, counted by a bar of windows; each recording's logits (small: F
         # int8 per window) decoded whole, causally
         prog = bar(total=sum(len(r.t0) for r in recs), desc="network", enabled=progress, unit="win")

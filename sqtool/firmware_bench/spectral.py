@@ -291,20 +291,24 @@ def sensor_rows(n_have: int, n_want: int) -> list[int]:
 
 
 def prepare(record, mc: dict, cache: dict | None = None, n_sensors: int | None = None,
-            acc_resampler: bool = False) -> SpecRec:
+            acc_resampler: bool = False, gains="robust") -> SpecRec:
     """Float record -> int16 device samples -> front-end codes (the Python integer reference), once.
     n_sensors: replay at the device's PPG sensor count (`fit_sensors`); None = the sensors the record has.
     acc_resampler: an accelerometer at its own rate reaches the PPG's through the kit's integer resampler, as on a
-    device whose export has one (`has_acc_resampler`; `hr_spectra.device_stream`); else the host's float filter."""
+    device whose export has one (`has_acc_resampler`; `hr_spectra.device_stream`); else the host's float filter.
+    gains: "robust" (per recording), or fixed for the device (`hr_spectra.device_gains`: None, a number, one per
+    channel), as `sqtool.api.HrStream` quantises a stream."""
     import dataclasses
 
     from sqtool.data.frontend import flagged_q15, spectra
-    from sqtool.data.hr_spectra import at_front_end_rate, device_stream, shared_acc_gain, stream_channels, window_truth
+    from sqtool.data.hr_spectra import (at_front_end_rate, device_gains, device_stream, shared_acc_gain,
+                                        stream_channels, window_truth)
     from sqtool.export.pipeline import scores
     where = f"{record.dataset}/{record.record_id}"
     record = at_front_end_rate(record, mc)                              # a clock off its whole-Hz rate
     chans, n_ppg = stream_channels(record, mc)
-    x16, fs_in, gap = device_stream(record, chans, shared_acc_gain(mc), acc_resampler)   # (C_in, N) int16, gaps held
+    gains = device_gains(gains, mc, float(record.fs[chans[0]]), len(chans), n_ppg)
+    x16, fs_in, gap = device_stream(record, chans, shared_acc_gain(mc), acc_resampler, gains)   # (C_in, N) int16
     recorded = n_ppg
     x16, n_ppg = fit_sensors(x16, n_ppg, n_sensors)
     n = x16.shape[1]
@@ -401,6 +405,13 @@ class _Result(ctypes.Structure):
                 ("valid", ctypes.c_uint8), ("no_pulse", ctypes.c_uint8)]   # an older C leaves no_pulse 0 (padding)
 
 
+@dataclass
+class PipelineState:
+    """One device's C pipeline state (`CPipelineHost.start`), pushed into chunk by chunk (`CPipelineHost.push`)."""
+    buf: np.ndarray                # (ceil(state bytes / 8),) uint64: the C's <prefix>_pipeline_t, 8-byte aligned
+    n_ppg: int                     # PPG sensors it was started for (interleaved in each push's ppg)
+
+
 def pipeline_host(art, work: Path) -> "CPipelineHost":
     """The export's C pipeline (c/<prefix>_pipeline.c, under the export's own prefix) built on the host in `work`."""
     return CPipelineHost(art.c_dir(art.c_name("pipeline.c")), work, art.c_prefix)
@@ -462,13 +473,11 @@ class CPipelineHost:
             n_ppg: int = 1) -> tuple[dict, float]:
         """x16 (C_in, N) int16 (n_ppg PPG sensor rows, then acc x, y, z) -> (results dict of (W,) arrays per
         RESULT_KEYS, seconds of the one push call)."""
-        from sqtool.export.pipeline import RESULT_KEYS
-        x16 = np.asarray(x16, np.int16)
-        C, n = x16.shape
-        want = n_ppg + (3 if self.channels > 1 else 0)                          # the sensors, acc x, y, z
-        if C != want:
-            raise SqtoolError(f"c_pipeline: {where} has {C} input rows, the pipeline reads {want} "
-                              f"({n_ppg} PPG sensor(s){', acc x, y, z' if self.channels > 1 else ''})")
+        return self.push(self.start(fs_in, n_ppg, where), x16, gap, where)
+
+    def start(self, fs_in: float, n_ppg: int = 1, where: str = "") -> "PipelineState":
+        """A fresh pipeline state for a device at fs_in with n_ppg PPG sensors (<prefix>_pipeline_init_device), for
+        `push`: a stream keeps it and pushes its chunks into it (`sqtool.api.HrStream`)."""
         state = np.zeros((self.state_bytes + 7) // 8, np.uint64)                 # 8-byte aligned
         fs_mhz = int(round(fs_in * 1000))
         rc = (self._init_device(state.ctypes.data, fs_mhz, int(n_ppg)) if self._init_device is not None else
@@ -481,13 +490,27 @@ class CPipelineHost:
                               f"c_pipeline: {where} has {n_ppg} PPG sensor(s), the C pipeline was exported for "
                               f"{self.n_ppg} (re-export with --ppg-sensors {n_ppg})" if rc == -6 else
                               f"c_pipeline: {self.prefix}_pipeline_init_device returned {rc}")
+        return PipelineState(state, int(n_ppg))
+
+    def push(self, state: "PipelineState", x16: np.ndarray, gap: np.ndarray | None, where: str = ""
+             ) -> tuple[dict, float]:
+        """One chunk x16 (C_in, n) int16 (the n_ppg PPG sensor rows `start` was given, then acc x, y, z) into
+        `state` -> (results dict of the windows it completed, (W,) arrays per RESULT_KEYS; seconds of the push)."""
+        from sqtool.export.pipeline import RESULT_KEYS
+        x16 = np.asarray(x16, np.int16)
+        C, n = x16.shape
+        n_ppg = state.n_ppg
+        want = n_ppg + (3 if self.channels > 1 else 0)                          # the sensors, acc x, y, z
+        if C != want:
+            raise SqtoolError(f"c_pipeline: {where} has {C} input rows, the pipeline reads {want} "
+                              f"({n_ppg} PPG sensor(s){', acc x, y, z' if self.channels > 1 else ''})")
         ppg = np.ascontiguousarray(x16[:n_ppg].T)                               # (n, n_ppg) interleaved
         acc = np.ascontiguousarray(x16[n_ppg:].T) if C > n_ppg else None       # (n, 3) interleaved x, y, z
         g = None if gap is None else np.ascontiguousarray(np.asarray(gap, bool).astype(np.uint8))
         max_out = self.lib.sq_pl_host_max_results(n)
         out = (_Result * max(max_out, 1))()
         t = time.perf_counter()
-        k = self._push(state.ctypes.data, ppg.ctypes.data, None if acc is None else acc.ctypes.data,
+        k = self._push(state.buf.ctypes.data, ppg.ctypes.data, None if acc is None else acc.ctypes.data,
                        None if g is None else g.ctypes.data, n, out, max_out)
         dt = time.perf_counter() - t
         if k < 0:

@@ -1058,11 +1058,17 @@ def decode_float(logits: np.ndarray, decoder: dict, valid: np.ndarray | None = N
                    _evidence_of(spec, cfg))
 
 
+def int_decoder(decoder: dict, logit_scale: float) -> IntDecoder:
+    """The fixed-point decoder of int8 logits of real scale `logit_scale` (the network's output scale), the decoder
+    dict's temperature applied: `decode_int`'s, or a stream's stepped window by window (`sqtool.api.HrStream`)."""
+    return IntDecoder(decoder_cfg(decoder, float(logit_scale) / float(decoder.get("temperature", 1.0))))
+
+
 def decode_int(logits_q: np.ndarray, decoder: dict, logit_scale: float, valid: np.ndarray | None = None,
                spec: np.ndarray | None = None) -> dict:
     """Fixed-point decoding (bit-exact with the firmware) of one recording's (W, F) int8 logits, in BPM: hr, lo,
     hi, conf (the device's) and conf_raw (its measure before the calibration knots)."""
-    cfg = decoder_cfg(decoder, float(logit_scale) / float(decoder.get("temperature", 1.0)))
-    r = IntDecoder(cfg).run(np.asarray(logits_q, np.int8), valid, _evidence_of(spec, cfg))
+    dec = int_decoder(decoder, logit_scale)
+    r = dec.run(np.asarray(logits_q, np.int8), valid, _evidence_of(spec, dec.cfg))
     return {"hr": r["hr_mbpm"] / 1000.0, "lo": r["lo_mbpm"] / 1000.0, "hi": r["hi_mbpm"] / 1000.0,
             "conf": r["conf_q15"] / 32768.0, "conf_raw": r["conf_raw_q15"] / 32768.0}

@@ -47,3 +47,17 @@ def spec_export_dir(tmp_path_factory):
     assert res["failed"] == [], res["summary"]
     return Path(res["out"])
 
+
+
+@pytest.fixture(scope="session")
+def acc_export(spec_export_dir, tmp_path_factory):
+    """spec_export_dir's model exported again for a device whose accelerometer runs at 62.5 Hz beside a 125 Hz PPG
+    (`export --device-acc-fs`: the kit's accelerometer resampler, metadata acc_resampler)."""
+    import json
+
+    from sqtool.cli import main
+    out = tmp_path_factory.mktemp("acc_rs") / "export"
+    assert main(["export", "--model", str(spec_export_dir.parent / "quantize"), "--target", "c", "--device-acc-fs",
+                 "62.5", "--random-windows", "8", "--out", str(out)]) == 0
+    assert json.loads((out / "metadata.json").read_text())["acc_resampler"]["fs_acc_in"] == 62.5
+    return out

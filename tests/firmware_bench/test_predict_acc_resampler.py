@@ -28,16 +28,6 @@ INTEGER_NOTE = ("note: 1 recording with channels at another rate than the PPG: r
                 "e.g. half: acc_x, acc_y, acc_z 62.5 Hz -> 125 Hz")
 
 
-@pytest.fixture(scope="module")
-def acc_export(spec_export_dir, tmp_path_factory):
-    """spec_export_dir's model exported again for a device whose accelerometer runs at 62.5 Hz beside a 125 Hz PPG."""
-    out = tmp_path_factory.mktemp("acc_rs") / "export"
-    assert main(["export", "--model", str(spec_export_dir.parent / "quantize"), "--target", "c", "--device-acc-fs",
-                 "62.5", "--random-windows", "8", "--out", str(out)]) == 0
-    assert json.loads((out / "metadata.json").read_text())["acc_resampler"]["fs_acc_in"] == 62.5
-    return out
-
-
 def _c_acc_resampler(c_dir: Path, acc: np.ndarray, work: Path) -> np.ndarray:
     """acc (M, 3) int16 through the export's own c/sq_acc_resampler.c (one push) -> (K, 3) int16."""
     work.mkdir(parents=True, exist_ok=True)
