@@ -238,3 +238,9 @@ def test_an_accelerometer_at_its_own_rate_streams_through_the_kits_resampler(acc
     with pytest.raises(SqtoolError, match=r"got shape \(3, 50\) \(channels-first\? pass acc.T\)$"):
         s.push(ppg[100:200], half[50:100].T)
     m.close()
+
+
+def test_hrstream_is_on_the_package():
+    import sqtool
+    import sqtool.api
+    assert sqtool.HrStream is sqtool.api.HrStream and "HrStream" in sqtool.__all__
