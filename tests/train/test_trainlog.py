@@ -4,6 +4,8 @@ past its checkpoint dropped first, a row torn by the kill too); every fine-tune 
 its resume drops an unfinished fold's rows; training_curve.png is there from the first checkpoint on."""
 import json
 
+import pytest
+
 import sqtool.train.finetune as FT
 from sqtool.cli import main
 from sqtool.core.checkpoint import load_checkpoint
@@ -110,3 +112,48 @@ def test_tensorboard_writes_events_or_says_how_to_get_it(tmp_path, monkeypatch, 
     err = capsys.readouterr().err
     assert err.count("pip install tensorboard") == 1 and "Traceback" not in err
     assert len(read_log(tmp_path / "none" / LOG_FILE)) == 2 and not (tmp_path / "none" / "tb").exists()
+
+
+def tb_scalars(run) -> dict:
+    """RUN/tb's scalars as TensorBoard reads them: {(run folder under RUN/tb, tag): [step, ...]} in file order."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    out = {}
+    for d in sorted({p.parent for p in (run / "tb").rglob("events.out.tfevents*")}):
+        acc = EventAccumulator(str(d))
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            out[(str(d.relative_to(run / "tb")), tag)] = [e.step for e in acc.Scalars(tag)]
+    return out
+
+
+def test_a_finetune_resume_drops_an_unfinished_folds_tensorboard_events(tmp_path, monkeypatch):
+    pytest.importorskip("torch.utils.tensorboard")
+    args = FTA + ["--tensorboard"]
+    assert main(args + ["--out", str(tmp_path / "whole")]) == 0
+    whole = tb_scalars(tmp_path / "whole")
+    assert whole and all(steps == [1, 2] for steps in whole.values())
+
+    real, n = FT.add_epoch, {"rows": 0}
+
+    def killed_after_3(*a, **kw):                    # fold 2's first epoch logged, then a kill mid-fold
+        real(*a, **kw)
+        n["rows"] += 1
+        if n["rows"] == 3:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(FT, "add_epoch", killed_after_3)
+    run = tmp_path / "killed"
+    assert main(args + ["--out", str(run)]) == 130
+    monkeypatch.undo()
+    assert main(["train", "finetune", "--resume", str(run), "--progress", "false"]) == 0
+    assert tb_scalars(run) == whole                  # fold 2 once, not its killed try's epoch 1 beside the new one
+    assert whole[("fold_2", "loss")] == [1, 2] and ("final_fit", "lr") in whole    # a TensorBoard run per fit
+
+
+def test_force_over_an_earlier_run_removes_its_tensorboard_events_with_its_log(tmp_path):
+    pytest.importorskip("torch.utils.tensorboard")
+    args = ["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--synthetic-pairs", "64", "--epochs", "1",
+            "--batch-size", "32", "--val-fraction", "0", "--max-steps", "2", "--log-every", "1", "--progress",
+            "false", "--out", str(tmp_path / "run")]
+    assert main(args + ["--tensorboard"]) == 0 and (tmp_path / "run" / "tb").is_dir()
+    assert main(args + ["--force"]) == 0             # a new run, without --tensorboard: the earlier events go
+    assert not (tmp_path / "run" / "tb").exists() and len(read_log(tmp_path / "run" / LOG_FILE)) == 2
