@@ -4,6 +4,8 @@ trains (fit: "distill" the float student, "qat" its int8 twin, a spectral studen
 try dropped, the reused students' kept); --tensorboard writes each fit's scalars into RUN/tb/<fit>."""
 import dataclasses
 import json
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -11,12 +13,10 @@ import sqtool.compress.distill as D
 import sqtool.compress.hr_qat as HQ
 from sqtool.cli import main
 from sqtool.compress.cli import QuantizeConfig, quantize
-from sqtool.core.trainlog import FINETUNE_COLUMNS, LOG_FILE, TIME_COLUMNS, read_log
+from sqtool.core.trainlog import FINETUNE_COLUMNS, LOG_FILE, read_log
 
-
-def log_rows(run) -> list[tuple]:
-    """log.csv's rows without the time columns (what a resumed run must equal)."""
-    return [tuple(v for k, v in r.items() if k not in TIME_COLUMNS) for r in read_log(run / LOG_FILE)]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
+from test_trainlog import kill_after_rows, log_rows  # noqa: E402
 
 
 def test_time_domain_quantize_logs_each_epoch_and_a_resume_redoes_the_qat_rows(hr_teacher, hr_task, tmp_path,
@@ -31,14 +31,7 @@ def test_time_domain_quantize_logs_each_epoch_and_a_resume_redoes_the_qat_rows(h
     hist = m["student_float"]["history"] + m["student_int8"]["history"]
     assert [float(r["loss"]) for r in rows] == [h["loss"] for h in hist] and all(float(r["lr"]) > 0 for r in rows)
 
-    real, n = D.add_epoch, {"rows": 0}
-
-    def killed_after_3(*a, **kw):                    # QAT's first epoch logged, then a kill mid-QAT
-        real(*a, **kw)
-        n["rows"] += 1
-        if n["rows"] == 3:
-            raise KeyboardInterrupt
-    monkeypatch.setattr(D, "add_epoch", killed_after_3)
+    kill_after_rows(monkeypatch, D, 3)               # QAT's first epoch logged, then a kill mid-QAT
     run = tmp_path / "killed"
     with pytest.raises(KeyboardInterrupt):
         quantize(dataclasses.replace(cfg, out=str(run)), data=hr_task)

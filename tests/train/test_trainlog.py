@@ -24,6 +24,18 @@ def same_log(a, b) -> None:
     assert ra and ra == rb, (ra, rb)
 
 
+def kill_after_rows(monkeypatch, module, n: int) -> None:
+    """`module`'s add_epoch raises KeyboardInterrupt once it has logged `n` rows: a kill mid-fit."""
+    real, rows = module.add_epoch, []
+
+    def killed(*a, **kw):
+        real(*a, **kw)
+        rows.append(1)
+        if len(rows) == n:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(module, "add_epoch", killed)
+
+
 PT = ["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--synthetic-pairs", "160", "--epochs", "2",
       "--batch-size", "32", "--lr", "0.05", "--val-fraction", "0.2", "--val-every", "2", "--ckpt-every", "3",
       "--log-every", "1", "--progress", "false", "--seed", "3"]
@@ -70,14 +82,7 @@ def test_a_finetune_logs_each_fit_and_its_resume_redoes_an_unfinished_folds_rows
                                                       for e in ("1", "2")]
     assert all(float(r["loss"]) > 0 and float(r["lr"]) > 0 for r in rows)
 
-    real, n = FT.add_epoch, {"rows": 0}
-
-    def killed_after_3(*a, **kw):                    # fold 2's first epoch logged, then a kill mid-fold
-        real(*a, **kw)
-        n["rows"] += 1
-        if n["rows"] == 3:
-            raise KeyboardInterrupt
-    monkeypatch.setattr(FT, "add_epoch", killed_after_3)
+    kill_after_rows(monkeypatch, FT, 3)              # fold 2's first epoch logged, then a kill mid-fold
     run = tmp_path / "killed"
     assert main(FTA + ["--out", str(run)]) == 130
     assert [r["fit"] for r in read_log(run / LOG_FILE)] == ["fold 1", "fold 1", "fold 2"]
@@ -133,14 +138,7 @@ def test_a_finetune_resume_drops_an_unfinished_folds_tensorboard_events(tmp_path
     whole = tb_scalars(tmp_path / "whole")
     assert whole and all(steps == [1, 2] for steps in whole.values())
 
-    real, n = FT.add_epoch, {"rows": 0}
-
-    def killed_after_3(*a, **kw):                    # fold 2's first epoch logged, then a kill mid-fold
-        real(*a, **kw)
-        n["rows"] += 1
-        if n["rows"] == 3:
-            raise KeyboardInterrupt
-    monkeypatch.setattr(FT, "add_epoch", killed_after_3)
+    kill_after_rows(monkeypatch, FT, 3)              # fold 2's first epoch logged, then a kill mid-fold
     run = tmp_path / "killed"
     assert main(args + ["--out", str(run)]) == 130
     monkeypatch.undo()
