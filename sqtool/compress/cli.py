@@ -46,6 +46,7 @@ from sqtool.core.io import NPZ_ERRORS, read_json
 from sqtool.core.optim import check_training_numbers
 from sqtool.core.progress import item
 from sqtool.core.runs import FORCE_HELP, at_cfg_threads, load_run_npz, releases_run_dirs, shell_command
+from sqtool.core.trainlog import FINETUNE_COLUMNS, TrainLog, start_fit
 from sqtool.core.say import also_on_stderr
 from sqtool.compress.final_fit import TIME_DEFAULTS, check_covers, final_fit, load_estimate
 from sqtool.data.heldout import HELDOUT_FRACTION, file_split, heldout_note, recorded_heldout, teacher_heldout
@@ -183,6 +184,9 @@ class QuantizeConfig:
         "help": MAX_RECORDS_HELP + "; 0 = all (default: the teacher's own --max-records, recorded in config.yaml)"})
     seed: int = field(default=0, metadata={"help": "random seed"})
     threads: int = field(default=1, metadata={"help": "torch threads"})
+    tensorboard: bool = field(default=False, metadata={
+        "help": "also write RUN/log.csv's rows (each student's and QAT's loss per epoch) as TensorBoard scalars into "
+                "RUN/tb (needs `pip install tensorboard`)"})
     out: str | None = field(default=None, metadata={"help": "run directory (default: runs/quantize/<stamp>-<student>)",
                                                     "metavar": "DIR"})
     force: bool = field(default=False, metadata={"help": FORCE_HELP})
@@ -198,8 +202,9 @@ def register(sub, name: str, helptext: str) -> None:
     add_bool_flag(p, "--progress", "progress", "print a line per step and epoch on stderr", default=True)
     p.add_argument("--resume", default=None, metavar="RUN",
                    help="continue the quantize run in RUN after a kill, with its saved config: its student_float.pt "
-                        "(and the decoder's finished students) are reused, then calibration + QAT are redone; only the "
-                        "QAT, calibration, decoder and budget options may be given, any other change is refused")
+                        "(and the decoder's finished students) are reused, then calibration + QAT are redone (log.csv's "
+                        "rows of a phase trained again replaced); only the QAT, calibration, decoder, budget and "
+                        "--tensorboard options may be given, any other change is refused")
     p.set_defaults(func=run)
 
 
@@ -674,6 +679,7 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
     run_dir = Path(resume_dir) if resume else make_run_dir("quantize", scfg.name, cfg.out, force=cfg.force)
     if not resume:
         save_config(run_dir, cfg, command="quantize")               # what --resume reads after a kill
+    tlog = TrainLog(run_dir, FINETUNE_COLUMNS, fresh=not resume, tensorboard=cfg.tensorboard)     # RUN/log.csv
     set_seed(cfg.seed)
 
     # 4. teacher outputs (cached) -------------------------------------------------------------------
@@ -725,7 +731,8 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
         say(f"float student {scfg.name}: {budget['static']['params']:,} params, "
             f"{budget['static']['macs']:,} MACs/window")
         f_hist = D.fit(student, x_all[tr], y_norm[tr], spec, fit_cfg, tc["out"][tr] if cfg.distill else None,
-                       tc["feat"][tr], q_target[tr] if q_target is not None else None, proj, per_epoch)
+                       tc["feat"][tr], q_target[tr] if q_target is not None else None, proj, per_epoch,
+                       rows=start_fit(tlog, "distill"))
         save_checkpoint(fpath, kind="student_float", model_cfg=scfg.to_dict(),
                         state_dict=student.state_dict(), history=f_hist["history"], float_key=fkey,
                         float_inputs=inputs, seconds_per_epoch=f_hist.get("seconds_per_epoch"), **common)
@@ -744,9 +751,11 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
     m_ptq = None if final else R.evaluate(cfg.task, R.predict_all(q, x_all[te]), y_all[te], spec)   # before QAT
     say(f"calibrated {len(x_cal)} windows; QAT {cfg.qat_epochs} epochs at lr {cfg.qat_lr:g}")
     q_cfg = dataclasses.replace(fit_cfg, epochs=cfg.qat_epochs, lr=cfg.qat_lr, feature_weight=0.0)
+    q_rows = start_fit(tlog, "qat")                       # an earlier try's QAT rows go, with or without QAT now
     q_hist = D.fit(q, x_all[tr], y_norm[tr], spec, q_cfg, tc["out"][tr] if cfg.distill else None, None,
-                   q_target[tr] if q_target is not None else None, None, per_epoch) if cfg.qat_epochs else \
-        {"history": [], "seconds_per_epoch": None}
+                   q_target[tr] if q_target is not None else None, None, per_epoch, rows=q_rows) if cfg.qat_epochs \
+        else {"history": [], "seconds_per_epoch": None}
+    tlog.close()                                          # the last epoch trained
     qcfg = q.cfg
     from sqtool.data.record import subject_key         # provenance for the bench's seen-subjects warning
     ds_name = str((getattr(data, "meta", {}) or {}).get("dataset") or ("synthetic" if synthetic else "data"))

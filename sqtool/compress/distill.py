@@ -33,6 +33,7 @@ import numpy as np
 from sqtool.core import SqtoolError, atomic_write_bytes
 from sqtool.core.io import NPZ_ERRORS
 from sqtool.core.optim import one_cycle
+from sqtool.core.trainlog import add_epoch
 from sqtool.models.registry import ModelCfg, get_model_cfg, list_models
 
 QUALITY_OUTPUT = "quality_logit"
@@ -423,8 +424,9 @@ def _task_loss(pred, target, spec: OutputSpec, delta: float, temperature: float 
 
 def fit(model, x: np.ndarray, y_norm: np.ndarray, spec: OutputSpec, cfg: FitCfg,
         teacher_out: np.ndarray | None = None, teacher_feat: np.ndarray | None = None,
-        quality_target: np.ndarray | None = None, projector=None, log=None) -> dict:
-    """Train `model` (float student or its Brevitas twin) in place; returns the loss history.
+        quality_target: np.ndarray | None = None, projector=None, log=None, rows=None) -> dict:
+    """Train `model` (float student or its Brevitas twin) in place; returns the loss history. `log`: a line per
+    epoch; `rows`: a core.trainlog.FitRows each epoch's loss and lr go to (RUN/log.csv).
 
     x (N, C, T) float32 windows; y_norm (N, k) normalised labels; teacher_out (N, k) normalised
     teacher outputs; teacher_feat (N, D); quality_target (N,) in [0, 1].
@@ -497,6 +499,7 @@ def fit(model, x: np.ndarray, y_norm: np.ndarray, spec: OutputSpec, cfg: FitCfg,
         rec = {"epoch": epoch + 1, "seconds": time.perf_counter() - t0,
                **{k: v / max(nb, 1) for k, v in sums.items()}}
         history.append(rec)
+        add_epoch(rows, rec["loss"], opt.param_groups[0]["lr"])      # and its row in log.csv
         if log:
             log(f"  epoch {epoch + 1}/{cfg.epochs}  loss {rec['loss']:.4f}  label {rec['label']:.4f}  "
                 f"distill {rec['distill']:.4f}  {rec['seconds']:.1f}s")

@@ -22,12 +22,12 @@ PRESET = "int8_w_per_channel_a_per_tensor"
 
 
 def qat_bins(float_model, x: np.ndarray, y: np.ndarray, bins: np.ndarray, cfg: BinTrainCfg,
-             teacher_logits: np.ndarray | None = None, preset: str = PRESET, calib: int = 1024):
+             teacher_logits: np.ndarray | None = None, preset: str = PRESET, calib: int = 1024, log=None):
     q = quant_twin(float_model, preset)
     rng = np.random.default_rng(cfg.seed)
     idx = rng.permutation(len(x))[:calib]
     calibrate(q, x[idx])
-    q.qat_history = train_bins(q, x, y, bins, cfg, teacher_logits) if cfg.epochs > 0 else []   # loss per epoch
+    q.qat_history = train_bins(q, x, y, bins, cfg, teacher_logits, log) if cfg.epochs > 0 else []   # loss per epoch
     q.eval()
     return q
 

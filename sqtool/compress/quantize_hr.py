@@ -71,6 +71,7 @@ from sqtool.core.metrics import uncertainty_scores
 from sqtool.core.model_cfg import device_fs
 from sqtool.compress.final_fit import SPEC_DEFAULTS, check_covers, final_fit, load_estimate, parity_sample
 from sqtool.core.runs import at_cfg_threads, load_run_npz, releases_run_dirs
+from sqtool.core.trainlog import FINETUNE_COLUMNS, TrainLog, start_fit
 from sqtool.data.heldout import heldout_note, recorded_heldout
 from sqtool.data.hr_spectra import as_model_input, hr_corpus, with_truth
 
@@ -111,7 +112,7 @@ def _subject_mae(rows: list[dict], key: str) -> dict:
 
 # config fields that do not change the float student (QAT, export budget, bookkeeping)
 _NOT_IN_FLOAT_KEY = ("preset", "qat_epochs", "qat_lr", "calib_windows", "calib_npz", "teacher", "teacher_cache",
-                     "allow_over_budget", "max_int8_weights", "max_macs", "out", "force",
+                     "allow_over_budget", "max_int8_weights", "max_macs", "out", "force", "tensorboard",
                      "decoder_on", "decoder_rule", "inner_folds", "inner_epochs", "evidence", "calibrate_on",
                      "estimate_from")
 
@@ -161,12 +162,13 @@ def reusable_float_student(fpath: Path, fkey: str, resume: bool, inputs: dict | 
 
 
 def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg, t_logits: dict | None, dpath: Path,
-                    dkey: str, resume: bool, say, cal: set | None = None) -> dict | None:
+                    dkey: str, resume: bool, say, cal: set | None = None, tlog=None) -> dict | None:
     """The decoder chosen on the float students' out-of-fold logits of the `train` recordings (module docstring,
     step 4; interval and confidence calibrated on the subjects `cal`, None = all: --calibrate-on); None when the
     training data has a single subject (no inner fold: the teacher's decoder stays).
     On --resume a decoder.json with the same key is reused, else each inner / calibration student whose logits
-    were saved under the same key (decoder_inner/, decoder_calibration/) is read back, not trained."""
+    were saved under the same key (decoder_inner/, decoder_calibration/) is read back, not trained. `tlog`: the run's
+    TrainLog, each student trained a fit of it ("inner 1 distill", "calibration 1 distill", ...)."""
     from sqtool.data.tasks import subject_folds
     from sqtool.models.decoder import conf_text, interval_text
     from sqtool.models.hr_bins import (calibration_folds, evidence_args, fit_decoder, out_of_fold_logits,
@@ -187,11 +189,12 @@ def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg
                   [t_logits[r.record_id] for r in train] if t_logits is not None else None)
     store = dict(key=dkey, log=lambda m: say(f"decoder students, {m}"))    # finished students kept for --resume
     logits = out_of_fold_logits(xs, ys, list(keys), folds, make_student, bins, icfg, kd,
-                                store=dpath.parent / "decoder_inner", **store)
+                                store=dpath.parent / "decoder_inner", fit_log=epoch_rows(tlog, "inner"), **store)
     cal_logits, cfolds = None, calibration_folds(keys, cal)               # None: every subject calibrates
     if cfg.calibration_students == "subjects" and cfolds is not None:
         cal_logits = out_of_fold_logits(xs, ys, list(keys), cfolds, make_student, bins, icfg, kd, only=set(cal),
-                                        store=dpath.parent / "decoder_calibration", **store)
+                                        store=dpath.parent / "decoder_calibration",
+                                        fit_log=epoch_rows(tlog, "calibration"), **store)
         say(f"calibration students: {len(cfolds) - 1} for {len(cal)} calibration subjects, each trained on every "
             "training subject but its own")
     base = fit_decoder([r.y for r in train], scfg.arch["bins_bpm"], scfg.hop_s)
@@ -207,6 +210,18 @@ def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg
         f"{calibration_text(cfg.calibrate_on)}), confidence: {conf_text(dec)}, "
         f"inner MAE {dec['inner_mae']:.2f} (rule {cfg.decoder_rule}; the lowest {dec['inner_mae_min']:.2f})")
     return dec
+
+
+def epoch_rows(tlog, what: str):
+    """out_of_fold_logits' `fit_log` for the students `what` ("inner", "calibration"): fold i's train_bins `log`
+    writes the rows of the fit "<what> <i + 1> distill" of `tlog` (None: no log)."""
+    if tlog is None:
+        return None
+
+    def fit_log(i: int):
+        rows = start_fit(tlog, f"{what} {i + 1} distill")
+        return lambda ep, loss, lr: rows.add(loss, lr)
+    return fit_log
 
 
 def heldout_of(cfg, ck: dict, corpus: list, ds, say=lambda m: None) -> tuple[set[str], bool | None]:
@@ -408,6 +423,7 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
     fpath = run_dir / "student_float.pt"
     saved = reusable_float_student(fpath, fkey, resume, inputs)  # a changed teacher, config or data: refused first
     save_config(run_dir, cfg)
+    tlog = TrainLog(run_dir, FINETUNE_COLUMNS, fresh=not resume, tensorboard=cfg.tensorboard)     # RUN/log.csv
     from sqtool.core.runs import save_resolved
     save_resolved(run_dir, student=student, teacher=str(ck["path"]), data_root=str(root),
                   heldout_subjects=sorted(held), epochs=cfg.epochs or SPEC_EPOCHS, channels=list(scfg.channels),
@@ -426,7 +442,7 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
                 + (":calibration-students=subjects" if cfg.calibration_students == "subjects"
                    and calibration_folds([r.key for r in train], cal) is not None else ""))   # only where trained
         dec = student_decoder(cfg, scfg, train, make_student, bins, bcfg, t_logits if kd else None,
-                              run_dir / "decoder.json", dkey, resume, say, cal)
+                              run_dir / "decoder.json", dkey, resume, say, cal, tlog)
         if dec is not None:
             scfg, whose = scfg.replace(decoder=dec), "student"
     set_seed(cfg.seed)
@@ -437,15 +453,18 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
         say(f"float student {student}: reused {fpath} [{time.time() - t0:.0f} s]")
     else:
         fstudent = make_student()
-        hist = train_bins(fstudent, X, Y, bins, bcfg, TL if kd else None)
+        rows = start_fit(tlog, "distill")
+        hist = train_bins(fstudent, X, Y, bins, bcfg, TL if kd else None, log=lambda ep, loss, lr: rows.add(loss, lr))
         say(f"float student {student}: {bcfg.epochs} epochs, loss {hist[0]:.3f} -> {hist[-1]:.3f} "
             f"[{time.time() - t0:.0f} s]")
         save_checkpoint(fpath, kind="student_float", model_cfg=scfg.to_dict(),
                         state_dict=fstudent.state_dict(), history=hist, teacher=str(Path(ck["path"]).resolve()),
                         teacher_sha256=t_sha, float_key=fkey, float_inputs=inputs)
     fstudent.eval()
+    q_rows = start_fit(tlog, "qat")                  # an earlier try's QAT rows go, with or without QAT now
     q = qat_bins(fstudent, X, Y, bins, qat_cfg(bcfg, cfg.qat_epochs), TL if kd else None, preset=cfg.preset,
-                 calib=cfg.calib_windows)
+                 calib=cfg.calib_windows, log=lambda ep, loss, lr: q_rows.add(loss, lr))
+    tlog.close()                                     # the last epoch trained
     say(f"int8 twin: calibrated, QAT {cfg.qat_epochs} epochs [{time.time() - t0:.0f} s]")
     save_checkpoint(run_dir / "model.pt", kind="student_int8", model_cfg=q.cfg.to_dict(), state_dict=q.state_dict(),
                     float_checkpoint="student_float.pt", teacher=str(Path(ck["path"]).resolve()),

@@ -12,13 +12,18 @@ The file is opened per row (a few tens of microseconds): a resume's `keep` repla
 a handle kept open would write on into the old file. A row torn by a kill (no newline) is dropped by `keep`.
 
 With `tensorboard` the same rows go to RUN/tb as scalars (torch.utils.tensorboard, when the `tensorboard` package is
-importable: `pip install sqtool[tensorboard]`; without it one line says so and the CSV is written alone).
+importable: `pip install sqtool[tensorboard]`; without it one line says so and the CSV is written alone): pretrain's
+into RUN/tb (a resume purges the steps past its checkpoint), each fit's (`start_fit`) into its own RUN/tb/<fit>
+(a TensorBoard run per fit), removed when the fit is trained again, as its rows are. A fresh log (a --force'd
+folder) removes the earlier run's log.csv and RUN/tb both.
 """
 from __future__ import annotations
 
 import csv
 import io
 import os
+import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -56,29 +61,38 @@ class TrainLog:
     def __init__(self, run_dir: str | os.PathLike, columns: tuple[str, ...], enabled: bool = True,
                  fresh: bool = False, tensorboard: bool = False):
         self.path, self.columns, self.on = Path(run_dir) / LOG_FILE, tuple(columns), bool(enabled)
-        self.tb = None
-        self._tb_asked = bool(tensorboard) and self.on
+        self.tb: dict = {}                    # RUN/tb's sub-folder ("": RUN/tb itself) -> its SummaryWriter
+        self._tb_on = bool(tensorboard) and self.on
         self.t0 = time.perf_counter()
         if self.on:
             self.path.parent.mkdir(parents=True, exist_ok=True)    # the Python API's run_dir may not exist yet
-            if fresh:
+            if fresh:                         # the earlier run's log, in either form
                 self.path.unlink(missing_ok=True)
+                shutil.rmtree(self.path.parent / TB_DIR, ignore_errors=True)
 
-    def _tb_writer(self, purge_step: int | None = None):
-        """The TensorBoard writer (RUN/tb), made at the first row or `keep`; None without the package (said once)."""
-        if self._tb_asked and self.tb is None:
-            self._tb_asked = False
+    def _tb_writer(self, sub: str = "", purge_step: int | None = None):
+        """The TensorBoard writer of RUN/tb/`sub`, made at its first row or `keep`; None without the package (said
+        once)."""
+        if self._tb_on and sub not in self.tb:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
                 print(TB_MISSING, file=sys.stderr)
+                self._tb_on = False
                 return None
-            self.tb = SummaryWriter(str(self.path.parent / TB_DIR), purge_step=purge_step)
-        return self.tb
+            self.tb[sub] = SummaryWriter(str(self.path.parent / TB_DIR / sub), purge_step=purge_step)
+        return self.tb.get(sub)
 
-    def row(self, tb_step: int | None = None, tb_prefix: str = "", **values) -> None:
+    def drop_tb(self, sub: str) -> None:
+        """RUN/tb/`sub` removed (a fit about to be trained again: its events of an earlier try go, as its rows)."""
+        if self.on:
+            if sub in self.tb:
+                self.tb.pop(sub).close()
+            shutil.rmtree(self.path.parent / TB_DIR / sub, ignore_errors=True)
+
+    def row(self, tb_step: int | None = None, tb_prefix: str = "", tb_sub: str = "", **values) -> None:
         """Append one row (`values` by column; a column not given is empty) and flush it; to TensorBoard too when
-        asked, each number as the scalar `tb_prefix + column` at `tb_step`."""
+        asked, each number as the scalar `tb_prefix + column` at `tb_step`, into RUN/tb/`tb_sub`."""
         if not self.on:
             return
         unknown = set(values) - set(self.columns)
@@ -92,7 +106,7 @@ class TrainLog:
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(buf.getvalue())
             f.flush()
-        tb = self._tb_writer()
+        tb = self._tb_writer(tb_sub)
         if tb is not None and tb_step is not None:
             for c, v in values.items():
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and c not in ("step", "epoch"):
@@ -102,10 +116,10 @@ class TrainLog:
     def keep(self, keep, tb_purge_step: int | None = None) -> None:
         """Keep only the rows `keep(row)` is true of (row: a dict of strings), the file replaced atomically (a resume:
         the rows past the step its checkpoint holds go, the run then appends the same rows again). TensorBoard's
-        events past `tb_purge_step` go too (SummaryWriter's purge_step)."""
+        events past `tb_purge_step` go too (SummaryWriter's purge_step, RUN/tb's own)."""
         if not self.on:
             return
-        if self._tb_asked:
+        if tb_purge_step is not None:
             self._tb_writer(purge_step=tb_purge_step)
         if not self.path.is_file():
             return
@@ -121,9 +135,9 @@ class TrainLog:
         return time.perf_counter() - self.t0
 
     def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
-            self.tb = None
+        for tb in self.tb.values():
+            tb.close()
+        self.tb = {}
 
 
 class FitRows(list):
@@ -136,8 +150,13 @@ class FitRows(list):
 
     def add(self, loss: float, lr: float | None = None) -> None:
         self.append(float(loss))
-        self.log.row(tb_step=len(self), tb_prefix=f"{self.fit}/", fit=self.fit, epoch=len(self), loss=float(loss),
+        self.log.row(tb_step=len(self), tb_sub=tb_folder(self.fit), fit=self.fit, epoch=len(self), loss=float(loss),
                      lr=lr, elapsed_s=self.log.elapsed())
+
+
+def tb_folder(fit: str) -> str:
+    """A fit's TensorBoard folder under RUN/tb (its run in TensorBoard): "fold 2" -> "fold_2"."""
+    return re.sub(r"\W+", "_", fit).strip("_") or "fit"
 
 
 def add_epoch(history: list | None, loss: float, lr: float | None = None) -> None:
@@ -149,9 +168,11 @@ def add_epoch(history: list | None, loss: float, lr: float | None = None) -> Non
 
 
 def start_fit(log: TrainLog, fit: str) -> FitRows:
-    """A fit about to train (a fold, the final fit): its rows of an earlier, interrupted try dropped first (a resume
-    reuses finished folds, whose rows stay, and trains the rest again), then a FitRows for its epochs."""
+    """A fit about to train (a fold, the final fit): its rows and TensorBoard events (RUN/tb/<fit>) of an earlier,
+    interrupted try dropped first (a resume reuses finished folds, whose rows stay, and trains the rest again), then
+    a FitRows for its epochs."""
     log.keep(lambda r: r.get("fit") != fit)
+    log.drop_tb(tb_folder(fit))
     return FitRows(log, fit)
 
 

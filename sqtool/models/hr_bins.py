@@ -345,7 +345,8 @@ def _fold_file(store, i: int, key: str, held: list[int]) -> tuple:
 def out_of_fold_logits(xs: list[np.ndarray], ys: list[np.ndarray], keys: list[str], folds: list[set],
                        make_model, bins: np.ndarray, cfg: BinTrainCfg,
                        teacher_logits: list[np.ndarray] | None = None,
-                       only: set[str] | None = None, store=None, key: str = "", log=None) -> list[np.ndarray | None]:
+                       only: set[str] | None = None, store=None, key: str = "", log=None,
+                       fit_log=None) -> list[np.ndarray | None]:
     """Out-of-fold logits (W, F) per recording: for each fold (a set of subject keys) a fresh `make_model()`
     (torch seeded with cfg.seed first) trained with `train_bins` on the recordings whose key is NOT in the
     fold (KD from their `teacher_logits` when given), then run on the recordings whose key is. Every key must
@@ -353,7 +354,8 @@ def out_of_fold_logits(xs: list[np.ndarray], ys: list[np.ndarray], keys: list[st
     (`select_decoder`) without that model ever having seen the subjects it is scored on. `only`: train just
     the folds holding one of these keys (the others' recordings get None). `store` (a folder) with `key` (what
     shapes the students: config, data, teacher): each finished fold's logits are saved there atomically
-    (`fold_<i>.npz`) and a fold whose file carries the same key is read back, not trained (a resumed run)."""
+    (`fold_<i>.npz`) and a fold whose file carries the same key is read back, not trained (a resumed run).
+    `fit_log(i)`, when given, is called as fold i's student starts to train and gives its train_bins `log`."""
     keys = list(keys)
     owner = [[i for i, f in enumerate(folds) if k in f] for k in keys]
     if any(len(o) != 1 for o in owner):
@@ -376,7 +378,8 @@ def out_of_fold_logits(xs: list[np.ndarray], ys: list[np.ndarray], keys: list[st
         torch.manual_seed(cfg.seed)
         m = make_model()
         train_bins(m, np.concatenate([xs[j] for j in tr]), np.concatenate([ys[j] for j in tr]), bins, cfg,
-                   np.concatenate([teacher_logits[j] for j in tr]) if teacher_logits is not None else None)
+                   np.concatenate([teacher_logits[j] for j in tr]) if teacher_logits is not None else None,
+                   fit_log(i) if fit_log else None)
         for j in te:
             out[j] = predict_logits(m, xs[j])
         if path is not None:

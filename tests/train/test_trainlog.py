@@ -4,6 +4,8 @@ past its checkpoint dropped first, a row torn by the kill too); every fine-tune 
 its resume drops an unfinished fold's rows; training_curve.png is there from the first checkpoint on."""
 import json
 
+import pytest
+
 import sqtool.train.finetune as FT
 from sqtool.cli import main
 from sqtool.core.checkpoint import load_checkpoint
@@ -20,6 +22,18 @@ def same_log(a, b) -> None:
     """The logs of runs `a` and `b` equal but for their time columns (and both have rows)."""
     ra, rb = log_rows(a), log_rows(b)
     assert ra and ra == rb, (ra, rb)
+
+
+def kill_after_rows(monkeypatch, module, n: int) -> None:
+    """`module`'s add_epoch raises KeyboardInterrupt once it has logged `n` rows: a kill mid-fit."""
+    real, rows = module.add_epoch, []
+
+    def killed(*a, **kw):
+        real(*a, **kw)
+        rows.append(1)
+        if len(rows) == n:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(module, "add_epoch", killed)
 
 
 PT = ["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--synthetic-pairs", "160", "--epochs", "2",
@@ -68,14 +82,7 @@ def test_a_finetune_logs_each_fit_and_its_resume_redoes_an_unfinished_folds_rows
                                                       for e in ("1", "2")]
     assert all(float(r["loss"]) > 0 and float(r["lr"]) > 0 for r in rows)
 
-    real, n = FT.add_epoch, {"rows": 0}
-
-    def killed_after_3(*a, **kw):                    # fold 2's first epoch logged, then a kill mid-fold
-        real(*a, **kw)
-        n["rows"] += 1
-        if n["rows"] == 3:
-            raise KeyboardInterrupt
-    monkeypatch.setattr(FT, "add_epoch", killed_after_3)
+    kill_after_rows(monkeypatch, FT, 3)              # fold 2's first epoch logged, then a kill mid-fold
     run = tmp_path / "killed"
     assert main(FTA + ["--out", str(run)]) == 130
     assert [r["fit"] for r in read_log(run / LOG_FILE)] == ["fold 1", "fold 1", "fold 2"]
@@ -110,3 +117,41 @@ def test_tensorboard_writes_events_or_says_how_to_get_it(tmp_path, monkeypatch, 
     err = capsys.readouterr().err
     assert err.count("pip install tensorboard") == 1 and "Traceback" not in err
     assert len(read_log(tmp_path / "none" / LOG_FILE)) == 2 and not (tmp_path / "none" / "tb").exists()
+
+
+def tb_scalars(run) -> dict:
+    """RUN/tb's scalars as TensorBoard reads them: {(run folder under RUN/tb, tag): [step, ...]} in file order."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    out = {}
+    for d in sorted({p.parent for p in (run / "tb").rglob("events.out.tfevents*")}):
+        acc = EventAccumulator(str(d))
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            out[(str(d.relative_to(run / "tb")), tag)] = [e.step for e in acc.Scalars(tag)]
+    return out
+
+
+def test_a_finetune_resume_drops_an_unfinished_folds_tensorboard_events(tmp_path, monkeypatch):
+    pytest.importorskip("torch.utils.tensorboard")
+    args = FTA + ["--tensorboard"]
+    assert main(args + ["--out", str(tmp_path / "whole")]) == 0
+    whole = tb_scalars(tmp_path / "whole")
+    assert whole and all(steps == [1, 2] for steps in whole.values())
+
+    kill_after_rows(monkeypatch, FT, 3)              # fold 2's first epoch logged, then a kill mid-fold
+    run = tmp_path / "killed"
+    assert main(args + ["--out", str(run)]) == 130
+    monkeypatch.undo()
+    assert main(["train", "finetune", "--resume", str(run), "--progress", "false"]) == 0
+    assert tb_scalars(run) == whole                  # fold 2 once, not its killed try's epoch 1 beside the new one
+    assert whole[("fold_2", "loss")] == [1, 2] and ("final_fit", "lr") in whole    # a TensorBoard run per fit
+
+
+def test_force_over_an_earlier_run_removes_its_tensorboard_events_with_its_log(tmp_path):
+    pytest.importorskip("torch.utils.tensorboard")
+    args = ["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--synthetic-pairs", "64", "--epochs", "1",
+            "--batch-size", "32", "--val-fraction", "0", "--max-steps", "2", "--log-every", "1", "--progress",
+            "false", "--out", str(tmp_path / "run")]
+    assert main(args + ["--tensorboard"]) == 0 and (tmp_path / "run" / "tb").is_dir()
+    assert main(args + ["--force"]) == 0             # a new run, without --tensorboard: the earlier events go
+    assert not (tmp_path / "run" / "tb").exists() and len(read_log(tmp_path / "run" / LOG_FILE)) == 2
