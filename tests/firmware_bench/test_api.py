@@ -172,11 +172,10 @@ def test_bad_input_is_one_line(model, kw, match):
     assert "\n" not in str(e.value)
 
 
-def test_other_exports_say_what_to_use(export_dir):
-    with pytest.raises(SqtoolError, match=r"is a time-domain 'hr' model; it reads spectral heart-rate exports only: "
-                                          r"for this one use `sqtool predict --model") as e:
-        sqtool.load_model(export_dir)
-    assert "\n" not in str(e.value)
+def test_a_spectral_hr_export_is_an_hr_model_any_other_a_task_model(model, export_dir):
+    """(tests/firmware_bench/test_api_tasks.py: what a TaskModel gives)"""
+    assert type(model) is sqtool.HrModel
+    assert type(sqtool.load_model(export_dir)) is sqtool.TaskModel           # a time-domain hr student
 
 
 def test_an_unknown_runtime_is_one_line(spec_export_dir):
@@ -193,7 +192,7 @@ def test_the_readme_example_runs_and_prints_predicts_heart_rate(spec_export_dir,
     import re
     from pathlib import Path
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme[readme.index("## Python API"):readme.index("## Multi-GPU")]
+    section = readme[readme.index("## Python API"):readme.index("## Python API for other tasks")]
     block = re.search(r"<!-- python-api -->\n```python\n(.*?)```", section, re.S).group(1)
     assert 10 <= len(section.strip().splitlines()) <= 40          # predict, then the stream and its recipe
     z = np.load(write_wrist_npz(tmp_path / "w.npz", seconds=30))
