@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fwb_helpers import write_wrist_npz
+from fwb_helpers import run_readme_example, write_wrist_npz
 
 import sqtool
 from sqtool.cli import main
@@ -115,9 +115,9 @@ def test_an_rr_spec_export_gives_predicts_rr_bpm(tmp_path_factory, tmp_path):
     assert list(res.columns) == ["rr_bpm", "flagged"] and res.runtime == "onnx_float"
 
 
-def test_the_result_reads_by_attribute_and_name_and_is_frozen(af_student):
+def test_the_result_reads_by_attribute_and_name_and_is_frozen(af_student, tmp_path):
     m = sqtool.load_model(af_student)
-    ppg = np.load(write_wrist_npz(Path(str(af_student)) / ".." / "r.npz", seconds=40, acc=False))["ppg"]
+    ppg = np.load(write_wrist_npz(tmp_path / "r.npz", seconds=40, acc=False))["ppg"]
     res = m.predict(ppg, fs=125.0)
     assert len(res) == len(res.p_af) == len(res["flagged"]) and res.t_end_s.shape == res.p_af.shape
     with pytest.raises(AttributeError, match=r"TaskResult has no column 'hr_bpm' \(columns: p_af, flagged\)"):
@@ -156,15 +156,15 @@ def test_bad_input_is_one_line(af_student, kw, match):
     assert "\n" not in str(e.value) and str(e.value).startswith(("TaskModel.predict: ", "arrays/input: "))
 
 
-def test_a_model_reading_the_accelerometer_wants_it_and_every_ppg_channel(export_dir):
-    m = sqtool.load_model(export_dir)
+def test_a_model_reading_the_accelerometer_wants_it(export_dir):
+    m = sqtool.load_model(export_dir)                                  # the hr student: ppg, acc_x, acc_y, acc_z
     ppg = np.sin(np.arange(N) / 10.0)
-    if m.needs_acc:
-        with pytest.raises(SqtoolError, match=r"^TaskModel.predict: this model reads the accelerometer: pass acc"):
-            m.predict(ppg, fs=125.0)
-    if len(m.sensors) > 1:
-        with pytest.raises(SqtoolError, match=r"ppg has 1 sensor column, the model reads \d .*one column each"):
-            m.predict(ppg, np.zeros((N, 3)), fs=125.0)
+    assert m.needs_acc and m.sensors == ["ppg"]
+    with pytest.raises(SqtoolError, match=r"^TaskModel.predict: this model reads the accelerometer: pass acc"):
+        m.predict(ppg, fs=125.0)
+    with pytest.raises(SqtoolError, match=r"^TaskModel.predict: acc must be \(N, 3\) = \(5000, 3\).*got shape "
+                                          r"\(4000, 3\) \(ppg has 5000 samples"):
+        m.predict(ppg, np.zeros((4000, 3)), fs=125.0)
 
 
 def test_an_unknown_runtime_is_one_line(af_student):
@@ -179,27 +179,26 @@ def test_hr_model_alone_says_load_model_loads_it(af_student):
         sqtool.HrModel(af_student)
 
 
-def test_the_readme_example_runs_and_prints_predicts_p_af(af_student, tmp_path, monkeypatch, capsys):
-    """The README's "Python API for other tasks" block, run as written beside the own-data example's CSV and
-    runs/af_export (an af student): one line per window, the p_af `sqtool predict` writes for that file."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme[readme.index("## Python API for other tasks"):readme.index("## Multi-GPU")]
-    block = re.search(r"<!-- python-api-tasks -->\n```python\n(.*?)```", section, re.S).group(1)
-    assert len(section.strip().splitlines()) <= 25
+def test_the_readme_example_runs_and_prints_predicts_p_af(af_student, tmp_path):
+    """The README's "Python API for other tasks" block, run as written beside the own-data example's CSV (time,ppg)
+    and runs/af_export (an af student): one line per window, the p_af `sqtool predict` writes for that file."""
     z = np.load(write_wrist_npz(tmp_path / "w.npz", seconds=30, acc=False))
-    rows = np.column_stack([np.arange(len(z["ppg"])) / 125.0, z["ppg"]])
-    csv_path = tmp_path / "my_watch" / "recordings" / "s01_walk.csv"
-    csv_path.parent.mkdir(parents=True)
-    np.savetxt(csv_path, rows, delimiter=",", header="time,ppg", comments="", fmt="%.9g")
-    (tmp_path / "runs").mkdir()
-    (tmp_path / "runs" / "af_export").symlink_to(af_student)
-    monkeypatch.chdir(tmp_path)
-    capsys.readouterr()
-    exec(compile(block, "README.md (Python API for other tasks)", "exec"), {})
-    printed = capsys.readouterr().out.splitlines()
-    assert main(["predict", "--model", "runs/af_export", "--data", str(csv_path), "--out", "pred"]) == 0
-    want = _csv_rows(tmp_path / "pred" / "s01_walk.csv")
+    cols = {"time": np.arange(len(z["ppg"])) / 125.0, "ppg": z["ppg"]}
+    lines, printed, want = run_readme_example(tmp_path, "## Python API for other tasks", "## Multi-GPU",
+                                              "python-api-tasks", cols, af_student, "af_export")
+    assert lines <= 25
     assert len(printed) == len(want) > 0
     for line, r in zip(printed, want):
         t, p = re.match(r"\s*([\d.]+) s\s+p_af ([\d.]+)", line).groups()
         assert float(t) == pytest.approx(float(r["time_s"])) and float(p) == pytest.approx(float(r["p_af"]), abs=6e-4)
+
+
+def test_a_model_of_two_ppg_channels_wants_both():
+    """A time-domain model reads every channel it was trained on (`_record(every_sensor=True)`), where a spectral
+    one repeats a missing second sensor."""
+    from sqtool.api import _record
+    ppg = np.zeros((N, 1))
+    with pytest.raises(SqtoolError, match=r"^TaskModel.predict: ppg has 1 sensor column, the model reads 2 \(ppg, "
+                                          r"ppg2\): one column each, in that order$"):
+        _record(ppg, None, 125.0, None, ["ppg", "ppg2"], False, "TaskModel.predict", every_sensor=True)
+    assert list(_record(ppg, None, 125.0, None, ["ppg", "ppg2"], False, "HrModel.predict").signals) == ["ppg"]
