@@ -1,4 +1,5 @@
-"""sqtool from Python: heart rate from arrays through an export, the numbers `sqtool predict` writes.
+"""sqtool from Python: heart rate (or any other task's outputs) from arrays through an export, the numbers
+`sqtool predict` writes.
 
     import sqtool
     model = sqtool.load_model("runs/export/<run>")     # a `sqtool export` folder of a spectral heart-rate model
@@ -22,7 +23,13 @@ private temporary folder, removed with the model (or `close()`).
 network and the fixed-point decoder stepped window by window; whatever the chunks, its windows are
 `predict(..., gains=G)`'s on the whole recording, to the bit.
 
-Only spectral heart-rate exports (`spec_*` students); another export is one error line saying what to use.
+Any other export (a time-domain model of any task: af, rr, bp, quality, hr, a custom label; rr_spec, af_beats) is
+a TaskModel, run on predict's time-domain path (`prepare_time_domain`, `run_time_domain`: the model's stream, the
+network on the runtime, built once per model):
+
+    model = sqtool.load_model("runs/export/<af run>")
+    res = model.predict(ppg, fs=125.0)                      # acc too where the model reads it (model.needs_acc)
+    res.t_end_s, res.p_af, res.flagged                      # predict's CSV columns (res.columns), (W,) float64
 """
 from __future__ import annotations
 

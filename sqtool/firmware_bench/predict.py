@@ -1137,7 +1137,8 @@ def output_columns(outputs, units) -> list[tuple[str, str, bool]]:
     return cols
 
 
-def run_time_domain(art, prep: dict, work: Path, runners: dict | None = None) -> tuple[list[dict], dict | None, dict]:
+def run_time_domain(art, prep: dict, work: Path,
+                    runners: dict | None = None) -> tuple[list[dict], dict | None, dict]:
     """Per recording one column per model output (`output_columns`), for a heart-rate model hr_tracked_bpm too
     (the bench's tracker over the windows its quality output calls good), and flagged; firmware, column notes.
     `prep` is prepare_time_domain's; the runtime is built into `work`, and kept in `runners` when given (as

@@ -135,7 +135,8 @@ N = 5000
 @pytest.mark.parametrize("kw, match", [
     (dict(ppg=lambda p: np.stack([p, p])), r"ppg must be \(N,\) or \(N, S\).*got shape \(2, 5000\) \(channels-first\? "
                                            r"pass ppg.T\)"),
-    (dict(ppg=lambda p: np.stack([p, p], 1)), r"ppg has 2 sensor columns, the model reads 1 \(ppg\): pass ppg\[:, :1\]"),
+    (dict(ppg=lambda p: np.stack([p, p], 1)), r"ppg has 2 sensor columns, the model reads 1 \(ppg\): pass "
+                                              r"ppg\[:, :1\]"),
     (dict(fs=None), r"fs must be the sampling rate in Hz \(a number\), got None"),
     (dict(fs=float("nan")), "fs: sampling rate must be finite"),
     (dict(acc=lambda a: np.zeros((3, N))), r"acc must be \(N, 3\) = \(5000, 3\).*\(channels-first\? pass acc.T\)"),
