@@ -1,7 +1,8 @@
 """sqtool: SiamQuality PPG foundation model, from pretraining to a Cortex-M wrist device.
 
 Python API (README "Python API"): `sqtool.load_model(export_dir) -> HrModel`, `HrModel.predict(ppg, acc, fs) ->
-HrResult`, `HrModel.stream(fs) -> HrStream` (`sqtool.api`). Loaded on first use: `import sqtool` imports neither numpy nor torch.
+HrResult`, `HrModel.stream(fs) -> HrStream`; any other export -> TaskModel, `TaskModel.predict(ppg, acc, fs) ->
+TaskResult` (`sqtool.api`). Loaded on first use: `import sqtool` imports neither numpy nor torch.
 """
 import os as _os
 
@@ -12,7 +13,7 @@ __version__ = "0.1.0"
 # user said otherwise (README "Environment").
 _os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
-_API = ("load_model", "HrModel", "HrResult", "HrStream")
+_API = ("load_model", "HrModel", "HrResult", "HrStream", "TaskModel", "TaskResult")
 __all__ = ["__version__", *_API]
 
 

@@ -1,4 +1,5 @@
-"""sqtool from Python: heart rate from arrays through an export, the numbers `sqtool predict` writes.
+"""sqtool from Python: heart rate (or any other task's outputs) from arrays through an export, the numbers
+`sqtool predict` writes.
 
     import sqtool
     model = sqtool.load_model("runs/export/<run>")     # a `sqtool export` folder of a spectral heart-rate model
@@ -22,14 +23,22 @@ private temporary folder, removed with the model (or `close()`).
 network and the fixed-point decoder stepped window by window; whatever the chunks, its windows are
 `predict(..., gains=G)`'s on the whole recording, to the bit.
 
-Only spectral heart-rate exports (`spec_*` students); another export is one error line saying what to use.
+Any other export (a time-domain model of any task: af, rr, bp, quality, hr, a custom label; rr_spec, af_beats) is
+a TaskModel, run on predict's time-domain path (`prepare_time_domain`, `run_time_domain`: the model's stream, the
+network on the runtime, built once per model):
+
+    model = sqtool.load_model("runs/export/<af run>")
+    res = model.predict(ppg, fs=125.0)                      # acc too where the model reads it (model.needs_acc)
+    res.t_end_s, res.p_af, res.flagged                      # predict's CSV columns (res.columns), (W,) float64
 """
 from __future__ import annotations
 
 import numbers
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 
@@ -60,6 +69,13 @@ class HrResult:
         return len(self.hr_bpm)
 
 
+def _frozen(v) -> np.ndarray:
+    """A result's column: a read-only float64 copy."""
+    a = np.array(v, dtype=np.float64)
+    a.setflags(write=False)
+    return a
+
+
 def _rate(name: str, fs, where: str = "HrModel.predict") -> float:
     """A sampling rate argument in Hz, or one line naming it."""
     if isinstance(fs, bool) or not isinstance(fs, numbers.Real):     # None, text, arrays too
@@ -83,7 +99,67 @@ def _samples(name: str, x, where: str = "HrModel.predict", empty: bool = False) 
     return a
 
 
-class HrModel:
+def _record(ppg, acc, fs, acc_fs, sensors: list[str], needs_acc: bool, where: str, every_sensor: bool = False):
+    """The arrays of one `predict` call as the Record `sqtool predict` reads from a recording file: ppg (N,) or
+    (N, S), column i the model's sensors[i] (every_sensor: all of them, a time-domain model's channels; else at
+    most as many), acc (N, 3) x, y, z at fs, or (M, 3) at acc_fs; or one SqtoolError line starting with `where`."""
+    from sqtool.data.record import Record
+    fs = _rate("fs", fs, where)
+    acc_fs = fs if acc_fs is None else _rate("acc_fs", acc_fs, where)
+    ppg = _samples("ppg", ppg, where)
+    if ppg.ndim == 1:
+        ppg = ppg[:, None]
+    if ppg.ndim != 2 or ppg.shape[1] > ppg.shape[0]:
+        raise SqtoolError(f"{where}: ppg must be (N,) or (N, S) for S sensors, got shape {ppg.shape}"
+                          + (" (channels-first? pass ppg.T)" if ppg.ndim == 2 else ""))
+    n, k = ppg.shape
+    if k > len(sensors) or (every_sensor and k < len(sensors)):
+        raise SqtoolError(f"{where}: ppg has {k} sensor column{'s' * (k != 1)}, the model reads {len(sensors)} "
+                          f"({', '.join(sensors)})" + (f": pass ppg[:, :{len(sensors)}]" if k > len(sensors) else
+                                                       ": one column each, in that order"))
+    sig = {sensors[i]: ppg[:, i] for i in range(k)}
+    if acc is None:
+        if needs_acc:
+            raise SqtoolError(f"{where}: this model reads the accelerometer: pass acc, (N, 3) x, y, z in g")
+    else:
+        acc = _samples("acc", acc, where)
+        m = int(round(n * acc_fs / fs))                            # acc's rows over the PPG's seconds
+        if acc.ndim != 2 or acc.shape[1] != 3 or (acc_fs == fs and acc.shape != (n, 3)):
+            hint = (" (channels-first? pass acc.T)" if acc.shape == (3, m) else
+                    f" (ppg has {n} samples: give both the same length, or acc's own rate as acc_fs)"
+                    if acc.ndim == 2 and acc.shape[1] == 3 else "")
+            raise SqtoolError(f"{where}: acc must be (N, 3) = ({m}, 3), x, y, z in g, got shape {acc.shape}{hint}")
+        sig.update({f"acc_{a}": acc[:, j] for j, a in enumerate("xyz")})
+    return Record("arrays", "arrays", "input", sig, {c: acc_fs if c.startswith("acc_") else fs for c in sig})
+
+
+def _artifacts(export_dir):
+    """An export folder's Artifacts (`runtimes.load_artifacts`: its manifest and metadata checked), or the Artifacts
+    given (`load_model` has read them already)."""
+    from sqtool.firmware_bench import runtimes as R
+    return export_dir if isinstance(export_dir, R.Artifacts) else R.load_artifacts(export_dir)
+
+
+def _spectral_hr(art) -> bool:
+    """Whether an export is a spectral heart-rate model (an HrModel's; any other is a TaskModel's)."""
+    from sqtool.firmware_bench.runtimes import is_spectral
+    return is_spectral(art.metadata) and art.metadata.get("task", "hr") == "hr"
+
+
+class _Built:
+    """A loaded export's runtimes, built on first use into a private temporary folder (`_runners`, `_tmp`)."""
+    _runners: dict
+    _tmp: ScratchDir | None
+
+    def close(self) -> None:
+        """Remove the built runtimes' temporary folder now (else when the model is garbage-collected)."""
+        self._runners.clear()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+
+class HrModel(_Built):
     """A spectral heart-rate export, loaded once; `predict` on arrays as many times as wanted. Use
     `sqtool.load_model`."""
 
@@ -91,14 +167,12 @@ class HrModel:
         from sqtool.data.hr_spectra import ppg_sensors, signal_channels
         from sqtool.firmware_bench import runtimes as R
         from sqtool.firmware_bench.predict import PredictConfig, spectral_runtime
-        art = R.load_artifacts(export_dir)
+        art = _artifacts(export_dir)
         md = art.metadata
-        if not R.is_spectral(md) or md.get("task", "hr") != "hr":
+        if not _spectral_hr(art):
             what = "spectral" if R.is_spectral(md) else "time-domain"
-            raise SqtoolError(f"sqtool.load_model: {art.export_dir} is a {what} '{md.get('task')}' model; it reads "
-                              "spectral heart-rate exports only: for this one use `sqtool predict --model "
-                              f"{art.export_dir}` (or firmware_bench.predict.predict(PredictConfig(...), "
-                              "records=[Record(...)]))")
+            raise SqtoolError(f"HrModel: {art.export_dir} is a {what} '{md.get('task')}' model; HrModel reads "
+                              "spectral heart-rate exports only: sqtool.load_model loads this one (a TaskModel)")
         spectral_runtime(runtime, "sqtool.load_model: runtime")         # an unknown name: one line, before any build
         self.export_dir = Path(art.export_dir)
         self.model_sha256 = md.get("model_sha256")
@@ -114,13 +188,6 @@ class HrModel:
         return (f"HrModel({str(self.export_dir)!r}, runtime={self._cfg.runtime or 'default'!r}, "
                 f"ppg sensors {len(self.sensors)}, acc {'yes' if self.needs_acc else 'no'})")
 
-    def close(self) -> None:
-        """Remove the built runtimes' temporary folder now (else when the model is garbage-collected)."""
-        self._runners.clear()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-
     def predict(self, ppg, acc=None, fs=None, acc_fs=None, gains="robust") -> HrResult:
         """Heart rate per window of one recording: ppg (N,) or (N, S) for S PPG sensors (the model's, in its order:
         `self.sensors`), acc (N, 3) accelerometer x, y, z in g (None for a model without one), fs the PPG's
@@ -132,35 +199,8 @@ class HrModel:
         fixed gains, as a stream has them (`stream`): None = the export's defaults (PPG in SP Cup / TROIKA units,
         acc in g), a number or one per column (PPG sensors, then acc x, y, z) in counts per unit; 1 = the arrays
         are int16 device counts already."""
-        from sqtool.data.record import Record
         from sqtool.firmware_bench import predict as P
-        fs = _rate("fs", fs)
-        acc_fs = fs if acc_fs is None else _rate("acc_fs", acc_fs)
-        ppg = _samples("ppg", ppg)
-        if ppg.ndim == 1:
-            ppg = ppg[:, None]
-        if ppg.ndim != 2 or ppg.shape[1] > ppg.shape[0]:
-            raise SqtoolError(f"HrModel.predict: ppg must be (N,) or (N, S) for S sensors, got shape {ppg.shape}"
-                              + (" (channels-first? pass ppg.T)" if ppg.ndim == 2 else ""))
-        n, k = ppg.shape
-        if k > len(self.sensors):
-            raise SqtoolError(f"HrModel.predict: ppg has {k} sensor columns, the model reads {len(self.sensors)} "
-                              f"({', '.join(self.sensors)}): pass ppg[:, :{len(self.sensors)}]")
-        sig = {self.sensors[i]: ppg[:, i] for i in range(k)}
-        if acc is None:
-            if self.needs_acc:
-                raise SqtoolError("HrModel.predict: this model reads the accelerometer: pass acc, (N, 3) x, y, z in g")
-        else:
-            acc = _samples("acc", acc)
-            m = int(round(n * acc_fs / fs))                            # acc's rows over the PPG's seconds
-            if acc.ndim != 2 or acc.shape[1] != 3 or (acc_fs == fs and acc.shape != (n, 3)):
-                hint = (" (channels-first? pass acc.T)" if acc.shape == (3, m) else
-                        f" (ppg has {n} samples: give both the same length, or acc's own rate as acc_fs)"
-                        if acc.ndim == 2 and acc.shape[1] == 3 else "")
-                raise SqtoolError(f"HrModel.predict: acc must be (N, 3) = ({m}, 3), x, y, z in g, got shape "
-                                  f"{acc.shape}{hint}")
-            sig.update({f"acc_{a}": acc[:, j] for j, a in enumerate("xyz")})
-        rec = Record("arrays", "arrays", "input", sig, {c: acc_fs if c.startswith("acc_") else fs for c in sig})
+        rec = _record(ppg, acc, fs, acc_fs, self.sensors, self.needs_acc, "HrModel.predict")
         with warnings.catch_warnings():          # predict's own path, one recording; filters as found (the torch
                                                  # runtimes put torch's thread count back themselves)
             prep = P.prepare_spectral(self._cfg, self._art, [P.checked_record(rec)], self._tables, gains=gains)
@@ -172,10 +212,7 @@ class HrModel:
 
     def _result(self, t_end_s, o: dict, runtime: str) -> HrResult:
         """An HrResult of windows ending at t_end_s with predict's columns `o` (run_spectral's, one recording's)."""
-        def col(v) -> np.ndarray:
-            a = np.array(v, dtype=np.float64)
-            a.setflags(write=False)
-            return a
+        col = _frozen
         return HrResult(t_end_s=col(t_end_s), hr_bpm=col(o["hr_bpm"]), lo_bpm=col(o["lo_bpm"]),
                         hi_bpm=col(o["hi_bpm"]), confidence=col(o["confidence"]), flagged=col(o["flagged"]),
                         no_pulse=col(o.get("no_pulse", np.zeros(len(o["flagged"])))),
@@ -426,11 +463,82 @@ class HrStream:
         return cols, np.array([w.index for w in wins], np.int64)
 
 
-def load_model(export_dir, runtime: str = "") -> HrModel:
-    """A `sqtool export` folder of a spectral heart-rate model as an HrModel (`HrModel.predict(ppg, acc, fs)`).
-    runtime: as `sqtool predict --runtime` (c_pipeline, c, tflite, onnx, torch, mcu); '' = predict's default (the
-    export's C pipeline when it has one, gcc is there and fs is the rate it was exported for; else c)."""
-    return HrModel(export_dir, runtime)
+@dataclass(frozen=True)
+class TaskResult:
+    """A TaskModel's outputs per window of one call: the columns `sqtool predict` writes into its CSV for the same
+    samples, in its order, each a (W,) float64 array, read as attributes (res.p_af) or by name (res["p_af"]): the
+    model's outputs, a logit as its class's probability (p_af, p_quality; rr_bpm; sbp, dbp; a custom label's own
+    name; a heart-rate model's hr_bpm and hr_tracked_bpm), then flagged (1.0 = 10 % or more of the window's samples
+    were gaps: leave it out of any summary). Window w ends at t_end_s[w], s from the first sample."""
+    t_end_s: np.ndarray            # (W,) s, end of each window
+    columns: Mapping[str, np.ndarray]   # CSV column -> (W,) float64, read-only
+    model_sha256: str | None       # the model's content id (export metadata; None for an export older than it)
+    runtime: str                   # the runtime that ran: c_host, litert_int8, onnx_float, torch_teacher, ...
+
+    def __len__(self) -> int:
+        return len(self.t_end_s)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.columns[name]
+
+    def __getattr__(self, name: str) -> np.ndarray:             # only for names that are not fields
+        cols = self.__dict__.get("columns") or {}
+        if name in cols:
+            return cols[name]
+        raise AttributeError(f"TaskResult has no column {name!r} (columns: {', '.join(cols)})")
 
 
-__all__ = ["load_model", "HrModel", "HrResult", "HrStream"]
+class TaskModel(_Built):
+    """Any other export (a time-domain model of any task: af, rr, bp, quality, hr, a custom label; rr_spec, af_beats),
+    loaded once; `predict` on arrays as many times as wanted. Use `sqtool.load_model`."""
+
+    def __init__(self, export_dir, runtime: str = ""):
+        from sqtool.firmware_bench.predict import PredictConfig, load_export
+        art = _artifacts(export_dir)
+        self._cfg = PredictConfig(model=str(art.export_dir), runtime=runtime, progress=False)
+        try:                                          # predict's checks: filter default, runtime name, task
+            self._art, md, spectral = load_export(self._cfg, art)
+        except SqtoolError as e:
+            raise SqtoolError(f"sqtool.load_model: {e}") from None
+        self.export_dir = Path(art.export_dir)
+        self.model_sha256 = md.get("model_sha256")
+        self.task, self.window_s = md.get("task"), float(md["window_s"])
+        self.sensors = [c for c in md["channels"] if not c.startswith("acc_")]    # ppg column i -> this channel
+        self.needs_acc = any(c.startswith("acc_") for c in md["channels"])
+        self._runners: dict = {}                                        # runtime name -> built once
+        self._tmp: ScratchDir | None = None
+
+    def __repr__(self) -> str:
+        return (f"TaskModel({str(self.export_dir)!r}, task {self.task!r}, runtime={self._cfg.runtime or 'default'!r}, "
+                f"channels {', '.join(self.sensors)}{', acc' if self.needs_acc else ''})")
+
+    def predict(self, ppg, acc=None, fs=None, acc_fs=None) -> TaskResult:
+        """The model's outputs per window of one recording, as `sqtool predict` writes them: ppg (N,) or (N, S) for
+        the model's S PPG channels (`self.sensors`, in that order), acc (N, 3) x, y, z in g where the model reads it
+        (else None), fs the PPG's rate in Hz (any: resampled to the model's, as predict does), acc_fs the
+        accelerometer's when it differs (acc then (M, 3) over the same seconds). NaN samples are gaps (held at the
+        last good sample; a window of 10 % or more flagged). Checks as `HrModel.predict`'s, one line each."""
+        from sqtool.firmware_bench import predict as P
+        rec = _record(ppg, acc, fs, acc_fs, self.sensors, self.needs_acc, "TaskModel.predict", every_sensor=True)
+        with warnings.catch_warnings():          # predict's own path, one recording; filters as found
+            prep = P.prepare_time_domain(self._cfg, self._art, [P.checked_record(rec)])
+            if self._tmp is None:
+                self._tmp = ScratchDir("sqtool-taskmodel-")
+            outs, _, columns = P.run_time_domain(self._art, prep, Path(self._tmp.name), self._runners)
+        cols = {k: _frozen(v) for k, v in P.output_values(outs[0], columns).items()}
+        return TaskResult(t_end_s=_frozen(prep["recs"][0].t0 + self.window_s), columns=MappingProxyType(cols),
+                          model_sha256=self.model_sha256, runtime=prep["runtime"])
+
+
+def load_model(export_dir, runtime: str = "") -> HrModel | TaskModel:
+    """A `sqtool export` folder as a model to `predict` on arrays: a spectral heart-rate model as an HrModel
+    (`HrModel.predict(ppg, acc, fs)` -> HrResult; `stream`), any other (af, rr, bp, quality, a time-domain hr
+    model, a custom label; rr_spec, af_beats) as a TaskModel (`TaskModel.predict(ppg, acc, fs)` -> TaskResult: the
+    columns `sqtool predict` writes). runtime: as `sqtool predict --runtime` (c_pipeline, c, tflite, onnx, torch,
+    mcu); '' = predict's default (the export's C pipeline when it has one, gcc is there and fs is the rate it was
+    exported for; else c; a float-only export: its TFLite, else its ONNX)."""
+    art = _artifacts(export_dir)
+    return (HrModel if _spectral_hr(art) else TaskModel)(art, runtime)
+
+
+__all__ = ["load_model", "HrModel", "HrResult", "HrStream", "TaskModel", "TaskResult"]

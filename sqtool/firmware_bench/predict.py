@@ -448,24 +448,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     from sqtool.firmware_bench.stream import FILTERS
     if cfg.filter and cfg.filter not in FILTERS:
         raise SqtoolError(f"--filter {cfg.filter}: choose one of {', '.join(FILTERS)}", code=2)
-    art = R.load_artifacts(cfg.model)              # the exported files; a source only if a runtime reads it
-    md = R.resp_view(art.metadata)                 # rr_spec: read as its decoded rr_bpm (runtimes.FrontEnd)
-    cfg.filter = cfg.filter or stream_filter(md)  # default: as the model was trained
-    spectral = R.is_spectral(md)
-    if spectral and cfg.filter != "window":
-        raise SqtoolError(f"--filter {cfg.filter}: {art.export_dir} is a spectral model, whose fixed-point front end "
-                          "(its causal band-pass included) is part of the model: --filter is for time-domain models")
-    R.check_front_filter(md, cfg.filter, art.export_dir)
-    if spectral and md.get("task") != "hr":
-        raise SqtoolError(f"{art.export_dir} is a spectral '{md.get('task')}' model: sqtool predict reads heart "
-                          "rate from spectral models")
-    if md.get("task") == "pretrain":
-        raise SqtoolError(f"{art.export_dir} is a pretrained encoder (task pretrain, no outputs): fine-tune it on a "
-                          "task first (sqtool train finetune)")
-    if spectral:                                   # an unknown --runtime: one line before any recording is read
-        spectral_runtime(cfg.runtime)
-    else:
-        time_domain_runtime(cfg, art)
+    art, md, spectral = load_export(cfg)
     left_out: list[str] = []                       # a folder's files the readers refuse: left out, as a short one
     excluded: list[str] = []                       # a dataset file's exclude list (TROIKA's DATA_S04_T01): said
     if records is None:
@@ -483,7 +466,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         S.reader_options(cfg.acc_fs, "records")
         records, data = [S.cut(checked_record(r), cfg.max_seconds) for r in records], "records"
     prepared = (prepare_spectral(cfg, art, records, left=left_out) if spectral else
-                _prepare_time_domain(cfg, art, records, left=left_out))
+                prepare_time_domain(cfg, art, records, left=left_out))
     run_dir = make_run_dir("predict", str(md.get("model", "model")), cfg.out, cfg.force, clear_result=False)
     # a --force'd folder's earlier predict: its CSVs and plots, kept (EARLIER) past a kill of this run
     earlier = note_earlier(run_dir, listed_outputs(run_dir), EARLIER, (".csv", ".png"))
@@ -493,7 +476,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     # folder holds the results only
     with ScratchDir("sqtool-predict-") as work:
         outs, firmware, columns = (run_spectral(art, prepared, Path(work), progress=cfg.progress) if spectral else
-                                   _run_time_domain(art, prepared, Path(work)))
+                                   run_time_domain(art, prepared, Path(work)))
     name, why, recs = prepared["runtime"], prepared["why"], prepared["recs"]
 
     win = float(md["window_s"])
@@ -511,9 +494,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
             prob = next(iter(columns))
             targets = {prob: classes}
         start = (getattr(r.record, "meta", None) or {}).get("start_time")      # the input's wall clock, if any
-        cols = {"time_s": t, **({"time": wall_clock(start, t)} if start else {}),
-                **{k: o[k] for k in columns if k in o}, "flagged": o["flagged"],
-                **({"no_pulse": o["no_pulse"]} if "no_pulse" in o else {})}
+        cols = {"time_s": t, **({"time": wall_clock(start, t)} if start else {}), **output_values(o, columns)}
         if truth is not None:
             cols["truth_bpm"] = truth
         cols.update({f"truth_{k[len('p_'):] if classes is not None else k}": y for k, y in targets.items()})
@@ -630,6 +611,34 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     return summary
 
 
+def load_export(cfg: PredictConfig, art=None) -> tuple:
+    """(Artifacts, metadata as predict reads it, spectral?) of cfg.model (`art`: its Artifacts, already loaded),
+    checked before any recording is read: a model predict cannot run (a spectral one of another task than hr, a
+    pretrained encoder), a --filter it does not take, an unknown --runtime: one line each. cfg.filter set to its
+    default (as the model was trained) when ''."""
+    from sqtool.firmware_bench import runtimes as R
+    if art is None:                                # the exported files; a source only if a runtime reads it
+        art = R.load_artifacts(cfg.model)
+    md = R.resp_view(art.metadata)                 # rr_spec: read as its decoded rr_bpm (runtimes.FrontEnd)
+    cfg.filter = cfg.filter or stream_filter(md)  # default: as the model was trained
+    spectral = R.is_spectral(md)
+    if spectral and cfg.filter != "window":
+        raise SqtoolError(f"--filter {cfg.filter}: {art.export_dir} is a spectral model, whose fixed-point front end "
+                          "(its causal band-pass included) is part of the model: --filter is for time-domain models")
+    R.check_front_filter(md, cfg.filter, art.export_dir)
+    if spectral and md.get("task") != "hr":
+        raise SqtoolError(f"{art.export_dir} is a spectral '{md.get('task')}' model: sqtool predict reads heart "
+                          "rate from spectral models")
+    if md.get("task") == "pretrain":
+        raise SqtoolError(f"{art.export_dir} is a pretrained encoder (task pretrain, no outputs): fine-tune it on a "
+                          "task first (sqtool train finetune)")
+    if spectral:                                   # an unknown --runtime: one line before any recording is read
+        spectral_runtime(cfg.runtime)
+    else:
+        time_domain_runtime(cfg, art)
+    return art, md, spectral
+
+
 # a --force'd folder's earlier predict files (core.runs.note_earlier), from when this run removes that run's
 # summary.json until it writes its own: what the --force run redoing a killed one removes too; hidden
 EARLIER = ".earlier_predict.json"
@@ -688,6 +697,13 @@ def tiled_line(tiled: list[dict], window_s: float) -> str:
     return (f"note: {len(tiled)} recording{'s' if len(tiled) > 1 else ''} shorter than the {window_s:g} s window "
             f"tiled to it (repeated end to end, one window each, as the model's training data were: metadata "
             f"short_records 'tile'; e.g. {e})")
+
+
+def output_values(o: dict, columns: dict) -> dict:
+    """A recording's per-window outputs as its CSV holds them, in the CSV's order: the model's columns (`columns`,
+    run_spectral's or run_time_domain's), flagged, and no_pulse where the model has it; (W,) arrays each."""
+    return {**{k: o[k] for k in columns if k in o}, "flagged": o["flagged"],
+            **({"no_pulse": o["no_pulse"]} if "no_pulse" in o else {})}
 
 
 def window_summary(o: dict, columns: dict) -> dict:
@@ -937,7 +953,7 @@ class _TdRec:
     gaps: str | None = None        # `Record.gap_text`, said before the float signals are released (None: ask it)
 
 
-def _prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ()) -> dict:
+def prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ()) -> dict:
     """Replay each recording through the model's stream (`firmware_bench.stream`, as `sqtool bench`); a missing
     channel is one line naming it; left: as prepare_spectral's. Each recording keeps its windows, not its float
     signals (`without_signals`), unless the runtime reads those (`runtimes.feeds_records`: c_window)."""
@@ -1121,13 +1137,16 @@ def output_columns(outputs, units) -> list[tuple[str, str, bool]]:
     return cols
 
 
-def _run_time_domain(art, prep: dict, work: Path) -> tuple[list[dict], dict | None, dict]:
+def run_time_domain(art, prep: dict, work: Path,
+                    runners: dict | None = None) -> tuple[list[dict], dict | None, dict]:
     """Per recording one column per model output (`output_columns`), for a heart-rate model hr_tracked_bpm too
-    (the bench's tracker over the windows its quality output calls good), and flagged; firmware, column notes."""
+    (the bench's tracker over the windows its quality output calls good), and flagged; firmware, column notes.
+    `prep` is prepare_time_domain's; the runtime is built into `work`, and kept in `runners` when given (as
+    run_spectral's: `sqtool.api.TaskModel` builds it once)."""
     from sqtool.firmware_bench import runtimes as R
     md = R.resp_view(art.metadata)                  # rr_spec: its decoded rr_bpm (runtimes.FrontEnd)
     recs, name = prep["recs"], prep["runtime"]
-    rt = R.make_runtime(name, art, work)
+    rt = built_runtime(art, name, work, {} if runners is None else runners)
     if getattr(rt, "fed_records", False):          # the export's C front end on each recording's device samples
         from sqtool.firmware_bench.stream import StreamSpec, record_matrix
         spec = StreamSpec.from_model_cfg(md, filter=prep["filter"])

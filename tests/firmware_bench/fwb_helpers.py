@@ -48,3 +48,37 @@ def write_wrist_npz(path, seconds: float = 40.0, fs: float = 125.0, hr_bpm: floa
             d[ax] = 0.2 * np.sin(2 * np.pi * 1.3 * t + k) + (k == 2) + 0.01 * rng.standard_normal(t.size)
     np.savez(path, **d)
     return Path(path)
+
+
+def run_readme_example(root: Path, heading: str, end: str, marker: str, columns: dict, export: Path,
+                       link: str) -> tuple[int, list[str], list[dict]]:
+    """A README section's example block (`<!-- marker -->` before it), run as written in `root` holding the
+    own-data example's CSV (my_watch/recordings/s01_walk.csv: `columns` -> (N,) arrays at 125 Hz, time first) and
+    runs/<link> (-> `export`); then `sqtool predict` on that CSV. Returns (the section's lines, from `heading` up to
+    `end`; what the block printed; predict's CSV rows). The working directory is root meanwhile."""
+    import contextlib
+    import csv
+    import io
+    import re
+
+    from sqtool.cli import main
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index(heading):readme.index(end)]
+    block = re.search(rf"<!-- {marker} -->\n```python\n(.*?)```", section, re.S).group(1)
+    csv_path = root / "my_watch" / "recordings" / "s01_walk.csv"
+    csv_path.parent.mkdir(parents=True)
+    np.savetxt(csv_path, np.column_stack(list(columns.values())), delimiter=",", header=",".join(columns),
+               comments="", fmt="%.9g")
+    (root / "runs").mkdir()
+    (root / "runs" / link).symlink_to(export)
+    cwd, out = os.getcwd(), io.StringIO()
+    os.chdir(root)
+    try:
+        with contextlib.redirect_stdout(out):
+            exec(compile(block, f"README.md ({heading[3:]})", "exec"), {})
+        assert main(["predict", "--model", f"runs/{link}", "--data", str(csv_path), "--out", "pred"]) == 0
+    finally:
+        os.chdir(cwd)
+    with open(root / "pred" / "s01_walk.csv") as f:
+        rows = list(csv.DictReader(f))
+    return len(section.strip().splitlines()), out.getvalue().splitlines(), rows

@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
-from fwb_helpers import write_wrist_npz
+from fwb_helpers import run_readme_example, write_wrist_npz
 
 import sqtool
 from sqtool.cli import main
@@ -172,11 +172,10 @@ def test_bad_input_is_one_line(model, kw, match):
     assert "\n" not in str(e.value)
 
 
-def test_other_exports_say_what_to_use(export_dir):
-    with pytest.raises(SqtoolError, match=r"is a time-domain 'hr' model; it reads spectral heart-rate exports only: "
-                                          r"for this one use `sqtool predict --model") as e:
-        sqtool.load_model(export_dir)
-    assert "\n" not in str(e.value)
+def test_a_spectral_hr_export_is_an_hr_model_any_other_a_task_model(model, export_dir):
+    """(tests/firmware_bench/test_api_tasks.py: what a TaskModel gives)"""
+    assert type(model) is sqtool.HrModel
+    assert type(sqtool.load_model(export_dir)) is sqtool.TaskModel           # a time-domain hr student
 
 
 def test_an_unknown_runtime_is_one_line(spec_export_dir):
@@ -186,30 +185,17 @@ def test_an_unknown_runtime_is_one_line(spec_export_dir):
     sqtool.load_model(spec_export_dir, runtime="c").close()                 # predict's short names are accepted
 
 
-def test_the_readme_example_runs_and_prints_predicts_heart_rate(spec_export_dir, tmp_path, monkeypatch, capsys):
+def test_the_readme_example_runs_and_prints_predicts_heart_rate(spec_export_dir, tmp_path):
     """The README's "Python API" block, run as written in a folder holding the own-data example's CSV
     (my_watch/recordings/s01_walk.csv: time,ppg,acc_x,acc_y,acc_z,hr at 125 Hz) and runs/mw_export (the fixture
     export): one line per window, the heart rate `sqtool predict` writes for that file."""
     import re
-    from pathlib import Path
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme[readme.index("## Python API"):readme.index("## Multi-GPU")]
-    block = re.search(r"<!-- python-api -->\n```python\n(.*?)```", section, re.S).group(1)
-    assert 10 <= len(section.strip().splitlines()) <= 40          # predict, then the stream and its recipe
     z = np.load(write_wrist_npz(tmp_path / "w.npz", seconds=30))
-    rows = np.column_stack([np.arange(len(z["ppg"])) / 125.0, z["ppg"], *(z[f"acc_{a}"] for a in "xyz"),
-                            np.full(len(z["ppg"]), 90.0)])
-    csv_path = tmp_path / "my_watch" / "recordings" / "s01_walk.csv"
-    csv_path.parent.mkdir(parents=True)
-    np.savetxt(csv_path, rows, delimiter=",", header="time,ppg,acc_x,acc_y,acc_z,hr", comments="", fmt="%.9g")
-    (tmp_path / "runs").mkdir()
-    (tmp_path / "runs" / "mw_export").symlink_to(spec_export_dir)
-    monkeypatch.chdir(tmp_path)
-    capsys.readouterr()
-    exec(compile(block, "README.md (Python API)", "exec"), {})
-    printed = capsys.readouterr().out.splitlines()
-    assert main(["predict", "--model", "runs/mw_export", "--data", str(csv_path), "--out", "pred"]) == 0
-    want = _csv_rows(tmp_path / "pred" / "s01_walk.csv")
+    cols = {"time": np.arange(len(z["ppg"])) / 125.0, "ppg": z["ppg"], **{f"acc_{a}": z[f"acc_{a}"] for a in "xyz"},
+            "hr": np.full(len(z["ppg"]), 90.0)}
+    lines, printed, want = run_readme_example(tmp_path, "## Python API", "## Python API for other tasks", "python-api",
+                                              cols, spec_export_dir, "mw_export")
+    assert 10 <= lines <= 40                                       # predict, then the stream and its recipe
     assert len(printed) == len(want) == 12
     for line, r in zip(printed, want):
         t, hr = re.match(r"\s*([\d.]+) s\s+([\d.]+) BPM", line).groups()

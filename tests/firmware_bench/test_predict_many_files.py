@@ -83,12 +83,12 @@ def test_a_time_domain_model_lets_each_recordings_signals_and_windows_go(export_
     cfg = P.PredictConfig(model=str(export_dir), data=str(data), runtime="c", out=str(tmp_path / "p"),
                           plots="none", progress=False)
     art = R.load_artifacts(str(export_dir))
-    prep = P._prepare_time_domain(cfg, art, S.iter_load(data))
+    prep = P.prepare_time_domain(cfg, art, S.iter_load(data))
     recs = prep["recs"]
     assert all(np.size(v) == 0 for r in recs for v in r.record.signals.values())
     assert "ppg" in recs[1].gaps and recs[0].gaps == ""
     windows = np.concatenate([r.x for r in recs])
-    P._run_time_domain(art, prep, tmp_path)
+    P.run_time_domain(art, prep, tmp_path)
     assert all(r.x is None for r in recs)
     assert len(batches) == 1 and np.array_equal(batches[0], windows)
     res = P.predict(cfg)
