@@ -104,6 +104,9 @@ def _record(ppg, acc, fs, acc_fs, sensors: list[str], needs_acc: bool, where: st
     (N, S), column i the model's sensors[i] (every_sensor: all of them, a time-domain model's channels; else at
     most as many), acc (N, 3) x, y, z at fs, or (M, 3) at acc_fs; or one SqtoolError line starting with `where`."""
     from sqtool.data.record import Record
+    if isinstance(acc, numbers.Real) and not isinstance(acc, bool):   # predict(ppg, 125.0): the rate in acc's place
+        raise SqtoolError(f"{where}: acc is the number {acc!r}, not samples: give the rate by name, "
+                          f"predict(ppg, fs={acc!r}) (acc, the second argument, is the accelerometer's (N, 3) samples)")
     fs = _rate("fs", fs, where)
     acc_fs = fs if acc_fs is None else _rate("acc_fs", acc_fs, where)
     ppg = _samples("ppg", ppg, where)

@@ -144,8 +144,10 @@ N = 5000
     (dict(ppg=lambda p: p[:0]), r"ppg is empty \(shape \(0,\)\)"),
     (dict(ppg=lambda p: np.full_like(p, np.nan)), "channel 'ppg' has no finite sample"),
     (dict(ppg=lambda p: [1.0, [2.0]]), r"ppg is not an array of samples"),
+    (dict(acc=125.0, fs=None), r"acc is the number 125.0, not samples: give the rate by name, predict\(ppg, "
+                               r"fs=125.0\)"),       # predict(ppg, 125.0): the rate where acc goes
 ], ids=["channels_first", "too_many_sensors", "fs_none", "fs_nan", "acc_channels_first", "complex", "empty",
-        "nan_only", "ragged"])
+        "nan_only", "ragged", "rate_as_acc"])
 def test_bad_input_is_one_line(af_student, kw, match):
     m = sqtool.load_model(af_student)
     ppg = np.sin(np.arange(N) / 10.0)
