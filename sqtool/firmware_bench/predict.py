@@ -122,6 +122,54 @@ def plot_count(plots: str, n: int) -> tuple[int, str | None]:
     raise SqtoolError(f"--plots {plots}: choose all, none or a count N (the first N recordings)", code=2)
 
 
+GAINS_NOTE = {"robust": "robust: each recording's samples scaled to int16 by its own spread (median, 99.9th "
+                        "percentile -> 8000 counts); replay only, no device can",
+              "device": "device: the export's default gains (PPG in SP Cup / TROIKA units, acc in g), fixed as on the "
+                        "device",
+              "counts": "1: the data are the device's int16 counts, fed as they are (what the board computes from "
+                        "them)",
+              "given": "counts per unit per channel (PPG sensors, then acc x, y, z), fixed as on the device"}
+
+
+def parse_gains(text: str, where: str = "--gains"):
+    """--gains -> `prepare_spectral`'s / `HrModel.stream`'s gains=: "robust", None (device: the export's defaults),
+    a number (1: int16 counts) or a list of them, one per channel (PPG sensors, then acc x, y, z); else one line."""
+    t = str(text if text is not None else "robust").strip().lower()
+    if t in ("", "robust"):
+        return "robust"
+    if t == "device":
+        return None
+    try:
+        g = [float(v) for v in t.split(",")]
+    except ValueError:
+        g = []
+    if not g or not all(np.isfinite(v) and v > 0 for v in g):
+        raise SqtoolError(f"{where} {text}: choose robust, device, 1 (the data are int16 device counts) or positive "
+                          "numbers G,G,... (counts per unit of each channel: the PPG sensors, then acc x, y, z)",
+                          code=2)
+    return g[0] if len(g) == 1 else g
+
+
+def check_gains_count(gains, text: str, md: dict, where: str = "--gains") -> None:
+    """One line (a usage error) when --gains gives a number per channel and their count fits no recording the
+    spectral model reads: its PPG sensors (1 up to the model's), then its other channels (acc x, y, z)."""
+    from sqtool.data.hr_spectra import ppg_sensors, signal_channels
+    if np.ndim(gains) == 0 or isinstance(gains, str):
+        return
+    sensors, other = ppg_sensors(md["model_cfg"]), signal_channels(md["model_cfg"]["channels"][1:])
+    fits = [k + len(other) for k in range(1, len(sensors) + 1)]
+    if len(gains) not in fits:
+        raise SqtoolError(f"{where} {text}: {len(gains)} numbers; give one for every channel, or one per channel: "
+                          f"{' or '.join(map(str, fits[::-1]))} ({', '.join(sensors + other)}: the PPG sensors the "
+                          "data have, then " + (', '.join(other) if other else "nothing") + ")", code=2)
+
+
+def gains_mode(gains) -> str:
+    """The GAINS_NOTE key of parsed gains (`parse_gains`)."""
+    return ("robust" if isinstance(gains, str) else "device" if gains is None else
+            "counts" if np.ndim(gains) == 0 and float(gains) == 1.0 else "given")
+
+
 CHOICES = {"c_pipeline": "c_pipeline", "pipeline": "c_pipeline", "c": "c_host_single", "tflite": "litert_int8",
            "litert": "litert_int8", "tflm": "tflm_int8", "onnx": "onnx_int8", "torch": "torch_student",
            "mcu": "mcu_m4_single"}
@@ -130,7 +178,7 @@ CHOICES = {"c_pipeline": "c_pipeline", "pipeline": "c_pipeline", "c": "c_host_si
 @dataclass
 class PredictConfig:
     # what each number may be (core.config: a value outside is one line, before any work)
-    RANGES: ClassVar[dict] = {"max_seconds": {"min": 0}, "acc_fs": {"above": 0}}
+    RANGES: ClassVar[dict] = {"max_seconds": {"min": 0}, "acc_fs": {"above": 0}, "fs": {"above": 0}}
     model: str = field(default="", metadata={"help": "a `sqtool export` folder (metadata.json): a spectral "
                                                      "heart-rate model, or a time-domain model of any task",
                                              "required": True,
@@ -151,6 +199,14 @@ class PredictConfig:
                                                        "pipeline when available, else c, else tflite (int8), else "
                                                        "onnx: what the export has)"})
     max_seconds: float = field(default=0.0, metadata={"help": "use only the first seconds of each recording (0 = all)"})
+    gains: str = field(default="robust", metadata={
+        "help": "how a spectral heart-rate model's samples become int16 device counts: robust (default: per "
+                "recording, from its own spread; replay only, no device can) | device (the export's default gains: "
+                "PPG in SP Cup / TROIKA units, acc in g) | 1 (the data are the board's int16 counts already) | G,G,... "
+                "(counts per unit per channel: the PPG sensors, then acc x, y, z)", "metavar": "robust|device|1|G,..."})
+    fs: float | None = field(default=None, metadata={"help": "the rows' sampling rate with --data - (stdin: a live "
+                                                             "device's CSV rows, no time grid to read it from)",
+                                                     "metavar": "HZ"})
     acc_fs: float | None = field(default=None, metadata={"help": ACC_FS_HELP, "metavar": "HZ"})
     filter: str = field(default="", metadata={
         "help": "a time-domain model's band-pass as the stream runs it: window (zero phase over the window with its "
@@ -466,6 +522,13 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         spectral_runtime(cfg.runtime)
     else:
         time_domain_runtime(cfg, art)
+    gains = parse_gains(cfg.gains)                 # a wrong --gains: one line before the data
+    if spectral:
+        check_gains_count(gains, cfg.gains, md)
+    if not spectral and gains != "robust":         # its stream normalises each window: no device gains to set
+        raise SqtoolError(f"--gains {cfg.gains}: {art.export_dir} is a time-domain model, whose stream normalises "
+                          "each window itself (the model's contract): the scale of the samples does not reach "
+                          "it; --gains is for spectral heart-rate models", code=2)
     left_out: list[str] = []                       # a folder's files the readers refuse: left out, as a short one
     excluded: list[str] = []                       # a dataset file's exclude list (TROIKA's DATA_S04_T01): said
     if records is None:
@@ -482,7 +545,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     else:                                          # made in code: checked here, as a reader checks its own
         S.reader_options(cfg.acc_fs, "records")
         records, data = [S.cut(checked_record(r), cfg.max_seconds) for r in records], "records"
-    prepared = (prepare_spectral(cfg, art, records, left=left_out) if spectral else
+    prepared = (prepare_spectral(cfg, art, records, left=left_out, gains=gains) if spectral else
                 _prepare_time_domain(cfg, art, records, left=left_out))
     run_dir = make_run_dir("predict", str(md.get("model", "model")), cfg.out, cfg.force, clear_result=False)
     # a --force'd folder's earlier predict: its CSVs and plots, kept (EARLIER) past a kill of this run
@@ -536,6 +599,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
              "windows": len(t),
              "flagged_windows": int(np.sum(o["flagged"])),
              **({"no_pulse_windows": int(np.sum(o["no_pulse"]))} if "no_pulse" in o else {}),
+             **recording_gains(r, md, gains),
              "csv": f"{stem}.csv", "plot": plot,
              "truth": truth is not None or bool(targets), **window_summary(o, columns)}
         if getattr(r, "tiled_from_s", None) is not None:                 # shorter than the window: tiled to it
@@ -555,6 +619,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     summary = {"model": md.get("model"), "task": md.get("task", "hr"),
                "model_family": (md.get("model_cfg") or {}).get("family"), "model_dir": str(art.export_dir), "data": data,
                **({"acc_fs": cfg.acc_fs} if cfg.acc_fs else {}),
+               **({"gains": GAINS_NOTE[gains_mode(gains)]} if spectral else {}),
                "provenance": model_provenance(art), "runtime": name,
                **({} if spectral else {"filter": cfg.filter}),
                "runtime_choice": why, "run_dir": str(run_dir), "plots": plotted, "recordings": rows,
@@ -712,6 +777,16 @@ def window_summary(o: dict, columns: dict) -> dict:
         if k in o:
             d[f"{k}_median"] = float(np.median(kept[k])) if kept[k].size else None
     return d
+
+
+def recording_gains(rec, md: dict, gains) -> dict:
+    """{"gains": counts per unit of each channel a spectral recording was fed with} for fixed gains (`parse_gains`:
+    device, 1, numbers; `hr_spectra.device_gains`), else {} (robust: its own, or a time-domain model's)."""
+    from sqtool.data.hr_spectra import device_gains
+    if isinstance(gains, str) or not hasattr(rec, "sensors_recorded"):
+        return {}
+    g = device_gains(gains, md["model_cfg"], rec.fs_in, len(rec.channels), rec.sensors_recorded)
+    return {"gains": dict(zip(rec.channels, (float(v) for v in g)))}
 
 
 def checked_record(record):
