@@ -203,7 +203,7 @@ class PredictConfig:
     max_seconds: float = field(default=0.0, metadata={"help": "use only the first seconds of each recording (0 = all)"})
     gains: str = field(default="robust", metadata={
         "help": "how a spectral heart-rate model's samples become int16 device counts: robust (default: per "
-                "recording, from its own spread; replay only, no device can) | device (the export's default gains: "
+                "recording, from its own spread; replay only, no device can) | device (the gains the export ships: "
                 "PPG in SP Cup / TROIKA units, acc in g) | 1 (the data are the board's int16 counts already) | G,G,... "
                 "(counts per unit per channel: the PPG sensors, then acc x, y, z)", "metavar": "robust|device|1|G,..."})
     fs: float | None = field(default=None, metadata={"help": "the rows' sampling rate with --data - (stdin: a live "
