@@ -1108,37 +1108,32 @@ def predict_live(cfg: PredictConfig, rows=None, out=None) -> dict:
     return summary
 
 
-def canonical_name(column: str) -> str:
-    """A header cell -> the channel name it reads as (`readers.generic.canonical`)."""
-    from sqtool.data.readers.generic import canonical
-    return canonical(column)
-
-
 def live_header(head: str, line_no: int, sensors, needs_acc: bool) -> tuple[list[int], int, int]:
     """The header of --data - -> (the column index feeding each stream row: the PPG sensors the header has, in the
     model's order, then acc x, y, z; k, those PPG columns; the columns a row has); a time column is left unread.
     One line for a header of numbers, a missing, repeated or unknown column."""
-    from sqtool.data.readers.generic import TIME_NAMES
+    from sqtool.data.readers.generic import TIME_NAMES, canonical
     cells = [c.strip() for c in head.split(",")]
     where = f"--data - line {line_no}"
     if all(_number(c) for c in cells):
         raise SqtoolError(f"{where} ({head.strip()[:60]}) is no header: the first row names the columns, e.g. "
                           f"{','.join([sensors[0], *(['acc_x', 'acc_y', 'acc_z'] if needs_acc else [])])}")
-    names = [canonical_name(c) for c in cells]
+    names = [canonical(c) for c in cells]
     acc = ["acc_x", "acc_y", "acc_z"] if needs_acc else []
     known = [*sensors, *acc]
     odd = [c for c, m in zip(cells, names) if m not in known and m not in TIME_NAMES and c.lower() not in TIME_NAMES]
     twice = [m for i, m in enumerate(names) if m in known and m in names[:i]]
     if odd or twice:
-        raise SqtoolError(f"{where}: column{'s' if len(odd) > 1 else ''} {', '.join(map(repr, odd or twice))} "
-                          f"{'appear twice' if not odd else 'read as none of the model' + chr(39) + 's channels'} "
-                          f"({', '.join(known)}; a time column is skipped): name the header's columns so (PLETH / "
-                          "BVP read as ppg, accx / accel_x as acc_x)")
+        what = (f"column{'s' if len(odd) > 1 else ''} {', '.join(map(repr, odd))} read as none of the model's "
+                "channels" if odd else f"{', '.join(map(repr, twice))} appears twice")
+        raise SqtoolError(f"{where}: {what} ({', '.join(known)}; a time column is skipped): name the header's "
+                          "columns so (PLETH / BVP read as ppg, accx / accel_x as acc_x)")
     ppg = [s for s in sensors if s in names]
     missing = [c for c in acc if c not in names] or ([] if ppg else [sensors[0]])
     if missing:
         raise SqtoolError(f"{where}: the header ({','.join(cells)}) has no {', '.join(missing)}: this model reads "
-                          f"{', '.join(known[:1] + acc)} (and {', '.join(sensors[1:])} where the device has it)")
+                          f"{', '.join(known[:1] + acc)}" + (f" (and {', '.join(sensors[1:])} where the device has "
+                                                             "it)" if sensors[1:] else ""))
     return [names.index(c) for c in ppg + acc], len(ppg), len(cells)
 
 
