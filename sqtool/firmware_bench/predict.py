@@ -3,9 +3,11 @@
     sqtool predict --model runs/export/<run> --data recording.csv --out runs/predict/mine
     sqtool predict --model EXPORT --data folder/ --runtime c|tflite|onnx|torch|c_pipeline|mcu
     sqtool predict --model EXPORT --data synthetic    # the embedded recordings bench --data synthetic reads
+    my_board_logger | sqtool predict --model EXPORT --data - --fs 64 --gains 1   # a live device (`predict_live`)
 
 Each recording (a file or a folder; CSV / NPZ / WFDB / EDF and the datasets through
-`sqtool.data.readers`) is turned into int16 device samples (robust per-recording gains; the model's
+`sqtool.data.readers`) is turned into int16 device samples (robust per-recording gains, or a spectral model's
+fixed --gains: device, 1 = the file holds int16 counts, counts per unit per channel; the model's
 frontend ppg_sensors the recording has, whose spectra the front end averages into the ppg channel), then:
 
     c_pipeline  (default when the export has the C pipeline and gcc is there, and every recording is at the
