@@ -3,9 +3,11 @@
     sqtool predict --model runs/export/<run> --data recording.csv --out runs/predict/mine
     sqtool predict --model EXPORT --data folder/ --runtime c|tflite|onnx|torch|c_pipeline|mcu
     sqtool predict --model EXPORT --data synthetic    # the embedded recordings bench --data synthetic reads
+    my_board_logger | sqtool predict --model EXPORT --data - --fs 64 --gains 1   # a live device (`predict_live`)
 
 Each recording (a file or a folder; CSV / NPZ / WFDB / EDF and the datasets through
-`sqtool.data.readers`) is turned into int16 device samples (robust per-recording gains; the model's
+`sqtool.data.readers`) is turned into int16 device samples (robust per-recording gains, or a spectral model's
+fixed --gains: device, 1 = the file holds int16 counts, counts per unit per channel; the model's
 frontend ppg_sensors the recording has, whose spectra the front end averages into the ppg channel), then:
 
     c_pipeline  (default when the export has the C pipeline and gcc is there, and every recording is at the
@@ -122,6 +124,54 @@ def plot_count(plots: str, n: int) -> tuple[int, str | None]:
     raise SqtoolError(f"--plots {plots}: choose all, none or a count N (the first N recordings)", code=2)
 
 
+GAINS_NOTE = {"robust": "robust: each recording's samples scaled to int16 by its own spread (median, 99.9th "
+                        "percentile -> 8000 counts); replay only, no device can",
+              "device": "device: the export's default gains (PPG in SP Cup / TROIKA units, acc in g), fixed as on the "
+                        "device",
+              "counts": "1: the data are the device's int16 counts, fed as they are (what the board computes from "
+                        "them)",
+              "given": "counts per unit per channel (PPG sensors, then acc x, y, z), fixed as on the device"}
+
+
+def parse_gains(text: str, where: str = "--gains"):
+    """--gains -> `prepare_spectral`'s / `HrModel.stream`'s gains=: "robust", None (device: the export's defaults),
+    a number (1: int16 counts) or a list of them, one per channel (PPG sensors, then acc x, y, z); else one line."""
+    t = str(text if text is not None else "robust").strip().lower()
+    if t in ("", "robust"):
+        return "robust"
+    if t == "device":
+        return None
+    try:
+        g = [float(v) for v in t.split(",")]
+    except ValueError:
+        g = []
+    if not g or not all(np.isfinite(v) and v > 0 for v in g):
+        raise SqtoolError(f"{where} {text}: choose robust, device, 1 (the data are int16 device counts) or positive "
+                          "numbers G,G,... (counts per unit of each channel: the PPG sensors, then acc x, y, z)",
+                          code=2)
+    return g[0] if len(g) == 1 else g
+
+
+def check_gains_count(gains, text: str, md: dict, where: str = "--gains") -> None:
+    """One line (a usage error) when --gains gives a number per channel and their count fits no recording the
+    spectral model reads: its PPG sensors (1 up to the model's), then its other channels (acc x, y, z)."""
+    from sqtool.data.hr_spectra import ppg_sensors, signal_channels
+    if np.ndim(gains) == 0 or isinstance(gains, str):
+        return
+    sensors, other = ppg_sensors(md["model_cfg"]), signal_channels(md["model_cfg"]["channels"][1:])
+    fits = [k + len(other) for k in range(1, len(sensors) + 1)]
+    if len(gains) not in fits:
+        raise SqtoolError(f"{where} {text}: {len(gains)} numbers; give one for every channel, or one per channel: "
+                          f"{' or '.join(map(str, fits[::-1]))} ({', '.join(sensors + other)}: the PPG sensors the "
+                          "data have, then " + (', '.join(other) if other else "nothing") + ")", code=2)
+
+
+def gains_mode(gains) -> str:
+    """The GAINS_NOTE key of parsed gains (`parse_gains`)."""
+    return ("robust" if isinstance(gains, str) else "device" if gains is None else
+            "counts" if np.ndim(gains) == 0 and float(gains) == 1.0 else "given")
+
+
 CHOICES = {"c_pipeline": "c_pipeline", "pipeline": "c_pipeline", "c": "c_host_single", "tflite": "litert_int8",
            "litert": "litert_int8", "tflm": "tflm_int8", "onnx": "onnx_int8", "torch": "torch_student",
            "mcu": "mcu_m4_single"}
@@ -130,7 +180,7 @@ CHOICES = {"c_pipeline": "c_pipeline", "pipeline": "c_pipeline", "c": "c_host_si
 @dataclass
 class PredictConfig:
     # what each number may be (core.config: a value outside is one line, before any work)
-    RANGES: ClassVar[dict] = {"max_seconds": {"min": 0}, "acc_fs": {"above": 0}}
+    RANGES: ClassVar[dict] = {"max_seconds": {"min": 0}, "acc_fs": {"above": 0}, "fs": {"above": 0}}
     model: str = field(default="", metadata={"help": "a `sqtool export` folder (metadata.json): a spectral "
                                                      "heart-rate model, or a time-domain model of any task",
                                              "required": True,
@@ -138,8 +188,10 @@ class PredictConfig:
     data: str = field(default="", metadata={"help": "a recording file or a folder of recordings (CSV, NPZ, WFDB, "
                                                     "Empatica E4 session folders; EDF through a dataset.yaml naming "
                                                     "format: edf), a dataset folder "
-                                                    "or name, or 'synthetic' (the embedded "
-                                                    "wrist PPG with known HR that bench reads)", "required": True})
+                                                    "or name, 'synthetic' (the embedded "
+                                                    "wrist PPG with known HR that bench reads), or - (stdin: a live "
+                                                    "device's CSV rows, a header first; with --fs and fixed --gains)",
+                                            "required": True})
     runtime: str = field(default="", metadata={"help": "c_pipeline | c | tflite (or litert) | tflm | onnx (int8; "
                                                        "onnx_float: the float ONNX) | torch | "
                                                        "mcu (Cortex-M4 on QEMU; c and mcu round as the export's "
@@ -151,6 +203,14 @@ class PredictConfig:
                                                        "pipeline when available, else c, else tflite (int8), else "
                                                        "onnx: what the export has)"})
     max_seconds: float = field(default=0.0, metadata={"help": "use only the first seconds of each recording (0 = all)"})
+    gains: str = field(default="robust", metadata={
+        "help": "how a spectral heart-rate model's samples become int16 device counts: robust (default: per "
+                "recording, from its own spread; replay only, no device can) | device (the gains the export ships: "
+                "PPG in SP Cup / TROIKA units, acc in g) | 1 (the data are the board's int16 counts already) | G,G,... "
+                "(counts per unit per channel: the PPG sensors, then acc x, y, z)", "metavar": "robust|device|1|G,..."})
+    fs: float | None = field(default=None, metadata={"help": "the rows' sampling rate with --data - (stdin: a live "
+                                                             "device's CSV rows, no time grid to read it from)",
+                                                     "metavar": "HZ"})
     acc_fs: float | None = field(default=None, metadata={"help": ACC_FS_HELP, "metavar": "HZ"})
     filter: str = field(default="", metadata={
         "help": "a time-domain model's band-pass as the stream runs it: window (zero phase over the window with its "
@@ -186,6 +246,9 @@ def run(args) -> int:
     from sqtool.core.runs import check_required
     cfg = data_from_flags(resolve_config(PredictConfig, args))   # --data-root alone: --data
     check_required("predict", cfg)                    # a usage error (exit 2), before anything is read
+    if cfg.data == "-":                               # a live device's rows: each window printed as it completes
+        predict_live(cfg)
+        return 0
     print_results(predict(cfg))
     return 0
 
@@ -261,6 +324,11 @@ def print_results(res: dict) -> None:
     else:                                              # an export without C: its int8 files, or a C export
         print(f"next: deploy {' or '.join(str(Path(res['model_dir']) / f) for f in res['network_files'])}, or "
               "export with --target c for the firmware's C (its accuracy: the quantize run's report.md)")
+
+
+def csv_cell(column: str, v) -> str:
+    """One value of a predict CSV: empty where not finite, flagged / no_pulse as 0 / 1, the rest to 3 decimals."""
+    return "" if not np.isfinite(v) else str(int(v)) if column in ("flagged", "no_pulse") else f"{float(v):.3f}"
 
 
 def _mae_text(m: dict, units: dict) -> str:
@@ -449,6 +517,15 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     if cfg.filter and cfg.filter not in FILTERS:
         raise SqtoolError(f"--filter {cfg.filter}: choose one of {', '.join(FILTERS)}", code=2)
     art, md, spectral = load_export(cfg)
+    gains = parse_gains(cfg.gains)                 # a wrong --gains: one line before the data
+    if spectral:
+        check_gains_count(gains, cfg.gains, md)
+    if not spectral and gains != "robust":         # its stream normalises each window: no device gains to set
+        raise SqtoolError(f"--gains {cfg.gains}: {art.export_dir} is a time-domain model, whose stream normalises "
+                          "each window itself (the model's contract): the scale of the samples does not reach "
+                          "it; --gains is for spectral heart-rate models", code=2)
+    if records is None and cfg.data == "-":        # stdin: a live device's rows (`predict_live`)
+        return predict_live(cfg)
     left_out: list[str] = []                       # a folder's files the readers refuse: left out, as a short one
     excluded: list[str] = []                       # a dataset file's exclude list (TROIKA's DATA_S04_T01): said
     if records is None:
@@ -465,7 +542,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     else:                                          # made in code: checked here, as a reader checks its own
         S.reader_options(cfg.acc_fs, "records")
         records, data = [S.cut(checked_record(r), cfg.max_seconds) for r in records], "records"
-    prepared = (prepare_spectral(cfg, art, records, left=left_out) if spectral else
+    prepared = (prepare_spectral(cfg, art, records, left=left_out, gains=gains) if spectral else
                 prepare_time_domain(cfg, art, records, left=left_out))
     run_dir = make_run_dir("predict", str(md.get("model", "model")), cfg.out, cfg.force, clear_result=False)
     # a --force'd folder's earlier predict: its CSVs and plots, kept (EARLIER) past a kill of this run
@@ -503,9 +580,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         written.update(cols)
         lines = [",".join(cols)]
         for i in range(len(t)):
-            lines.append(",".join((v[i] if k == "time" else "" if not np.isfinite(v[i]) else
-                                   str(int(v[i])) if k in ("flagged", "no_pulse") else f"{float(v[i]):.3f}")
-                                  for k, v in cols.items()))
+            lines.append(",".join((v[i] if k == "time" else csv_cell(k, v[i])) for k, v in cols.items()))
         atomic_write_text(run_dir / f"{stem}.csv", "\n".join(lines) + "\n", many=True)   # synced once, below
         plot = f"{stem}.png" if len(rows) < plotted else None
         if plot:
@@ -517,6 +592,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
              "windows": len(t),
              "flagged_windows": int(np.sum(o["flagged"])),
              **({"no_pulse_windows": int(np.sum(o["no_pulse"]))} if "no_pulse" in o else {}),
+             **recording_gains(r, md, gains),
              "csv": f"{stem}.csv", "plot": plot,
              "truth": truth is not None or bool(targets), **window_summary(o, columns)}
         if getattr(r, "tiled_from_s", None) is not None:                 # shorter than the window: tiled to it
@@ -536,6 +612,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     summary = {"model": md.get("model"), "task": md.get("task", "hr"),
                "model_family": (md.get("model_cfg") or {}).get("family"), "model_dir": str(art.export_dir), "data": data,
                **({"acc_fs": cfg.acc_fs} if cfg.acc_fs else {}),
+               **({"gains": GAINS_NOTE[gains_mode(gains)]} if spectral else {}),
                "provenance": model_provenance(art), "runtime": name,
                **({} if spectral else {"filter": cfg.filter}),
                "runtime_choice": why, "run_dir": str(run_dir), "plots": plotted, "recordings": rows,
@@ -728,6 +805,16 @@ def window_summary(o: dict, columns: dict) -> dict:
         if k in o:
             d[f"{k}_median"] = float(np.median(kept[k])) if kept[k].size else None
     return d
+
+
+def recording_gains(rec, md: dict, gains) -> dict:
+    """{"gains": counts per unit of each channel a spectral recording was fed with} for fixed gains (`parse_gains`:
+    device, 1, numbers; `hr_spectra.device_gains`), else {} (robust: its own, or a time-domain model's)."""
+    from sqtool.data.hr_spectra import device_gains
+    if isinstance(gains, str) or not hasattr(rec, "sensors_recorded"):
+        return {}
+    g = device_gains(gains, md["model_cfg"], rec.fs_in, len(rec.channels), rec.sensors_recorded)
+    return {"gains": dict(zip(rec.channels, (float(v) for v in g)))}
 
 
 def checked_record(record):
@@ -925,6 +1012,207 @@ def run_spectral(art, prep: dict, work: Path, runners: dict | None = None,
     if dcfg.conf_error_span:
         columns["expected_err_bpm"] = "expected |error| of hr_bpm, from the calibrated confidence"
     return outs, firmware, columns
+
+
+# ----------------------------------------------------------------------------- a live device: --data -
+
+LIVE_CSV = "stdin.csv"                   # RUN/<this>: the windows printed, as they were printed
+LIVE_COLUMNS = ("time_s", "hr_bpm", "lo_bpm", "hi_bpm", "confidence", "flagged", "no_pulse")
+READ_BYTES = 1 << 16                     # stdin is read as it arrives, up to this much a time (a file: ~2,000 rows)
+
+
+@releases_run_dirs
+def predict_live(cfg: PredictConfig, rows=None, out=None) -> dict:
+    """`sqtool predict --data -`: a live device's CSV rows on stdin (`rows`: a binary stream; None = stdin), a header
+    first (the model's channels: ppg[, ppg2], acc_x, acc_y, acc_z, as a CSV's names are read (`generic.canonical`:
+    PLETH -> ppg, accx -> acc_x, ...); a time column is skipped), at --fs Hz, quantised with fixed --gains (device,
+    1, numbers: robust needs the whole recording), through one `sqtool.api.HrStream`: each window's row is printed on
+    `out` (None = stdout) and appended to RUN/stdin.csv as soon as its last row has arrived. EOF or Ctrl-C ends it
+    with summary.json of what was read (Ctrl-C then raises on: exit 130, the rows kept). A bad row is one line
+    naming its line number (the rows before it kept, no summary: an unfinished run)."""
+    import itertools
+    import sys
+
+    from sqtool.api import load_model
+    from sqtool.core import make_run_dir, save_config, write_metrics
+    from sqtool.core.runs import check_out_dir
+    from sqtool.firmware_bench import runtimes as R
+    from sqtool.firmware_bench.cli import check_counts
+    from sqtool.firmware_bench.provenance import model_provenance
+    rows = sys.stdin.buffer if rows is None else rows
+    out = sys.stdout if out is None else out
+    check_counts(cfg, "predict")
+    if cfg.out:
+        check_out_dir("predict", cfg.out, cfg.force)
+    gains = parse_gains(cfg.gains)
+    if cfg.fs is None:
+        raise SqtoolError("--data - (stdin) needs --fs HZ: the rows' sampling rate (a live pipe has no time grid to "
+                          "read it from)", code=2)
+    if gains == "robust":
+        raise SqtoolError("--data - (stdin) needs fixed gains: --gains device (the export's defaults), 1 (the rows "
+                          "are int16 device counts) or G,G,...; robust scales by the whole recording's spread, which "
+                          "a live stream never has", code=2)
+    for flag, v in (("--acc-fs", cfg.acc_fs), ("--max-seconds", cfg.max_seconds)):
+        if v:
+            raise SqtoolError(f"{flag} does not apply to --data - (stdin): its rows are at --fs, every channel on "
+                              "every row, read until EOF or Ctrl-C", code=2)
+    art = R.load_artifacts(cfg.model)
+    md = art.metadata
+    if not R.is_spectral(md) or md.get("task", "hr") != "hr":
+        raise SqtoolError(f"--data - (stdin): {art.export_dir} is a {'spectral' if R.is_spectral(md) else 'time-domain'}"
+                          f" '{md.get('task')}' model; a live stream runs spectral heart-rate exports (sqtool.HrStream):"
+                          " give this one a recording file as --data")
+    check_gains_count(gains, cfg.gains, md)
+    spectral_runtime(cfg.runtime)
+    model = load_model(art.export_dir, cfg.runtime)
+    stream = model.stream(cfg.fs, gains=gains)                     # fs, runtime: one line each
+    batches = _line_batches(rows)
+    head_no, head, rest = _header_line(batches)
+    batches = itertools.chain([rest], batches)
+    feed, k, width = live_header(head, head_no, model.sensors, model.needs_acc)
+    names = [c.strip() for c in head.split(",")]
+
+    run_dir = make_run_dir("predict", str(md.get("model", "model")), cfg.out, cfg.force, clear_result=False)
+    note_earlier(run_dir, listed_outputs(run_dir), EARLIER, (".csv", ".png"))
+    unfinish(run_dir, "predict")
+    save_config(run_dir, cfg)
+    n = windows = flagged = no_pulse = 0
+    interrupted = False
+    with open(run_dir / LIVE_CSV, "w") as csv:
+        for f in (out, csv):
+            print(",".join(LIVE_COLUMNS), file=f, flush=True)
+        try:
+            for first, lines in batches:
+                x = _parse_rows(lines, first, feed, width, names)    # (n, k [+ 3]) float64, NaN = gap
+                if not len(x):
+                    continue
+                res = stream.push(x[:, :k], x[:, k:] if model.needs_acc else None)
+                n += len(x)
+                for i in range(len(res)):
+                    line = ",".join(csv_cell(c, getattr(res, "t_end_s" if c == "time_s" else c)[i])
+                                    for c in LIVE_COLUMNS)
+                    for f in (out, csv):
+                        print(line, file=f, flush=True)
+                windows += len(res)
+                flagged += int(res.flagged.sum())
+                no_pulse += int(res.no_pulse.sum())
+        except KeyboardInterrupt:                                   # Ctrl-C: what was read, then exit 130
+            interrupted = True
+    channels_fed = {row: head.split(",")[j].strip() for row, j in zip([*model.sensors[:k], *(
+        ["acc_x", "acc_y", "acc_z"] if model.needs_acc else [])], feed)}
+    summary = {"model": md.get("model"), "task": "hr", "model_family": (md.get("model_cfg") or {}).get("family"),
+               "model_dir": str(art.export_dir), "data": "-", "fs": cfg.fs, "gains": GAINS_NOTE[gains_mode(gains)],
+               "provenance": model_provenance(art), "runtime": stream.runtime, "run_dir": str(run_dir),
+               "interrupted": interrupted,
+               "recordings": [{"record_id": "stdin", "fs_in": cfg.fs, "channels_fed": channels_fed,
+                               **({"gains": dict(zip(channels_fed, (float(g) for g in stream.gains)))}
+                                  if stream.gains is not None else {}),
+                               "rows": n, "seconds": n / cfg.fs, "windows": windows, "flagged_windows": flagged,
+                               "scored_windows": windows - flagged, "no_pulse_windows": no_pulse,
+                               "csv": LIVE_CSV, "plot": None}],
+               "columns": {"time_s": "end of the window (s from the first row): when the device reports it",
+                           "hr_bpm": "heart rate", "lo_bpm": "lower end of the decoder's interval",
+                           "hi_bpm": "upper end of the decoder's interval", "confidence": "the decoder's confidence",
+                           "flagged": "1 = not scored (over half the window's samples were gaps, or its PPG quiet): "
+                                      "hr_bpm and its interval are the decoder's prediction only",
+                           "no_pulse": NO_PULSE_NOTE}}
+    write_metrics(run_dir, summary, name="summary.json")
+    drop_earlier(run_dir, {LIVE_CSV}, EARLIER)
+    model.close()
+    print(f"predict ({stream.runtime}) -> {run_dir}: {windows} windows from {n:,} rows ({n / cfg.fs:.1f} s at "
+          f"{cfg.fs:g} Hz), {flagged} flagged; rows in {LIVE_CSV}, summary.json", file=sys.stderr)
+    if interrupted:
+        raise KeyboardInterrupt
+    return summary
+
+
+def live_header(head: str, line_no: int, sensors, needs_acc: bool) -> tuple[list[int], int, int]:
+    """The header of --data - -> (the column index feeding each stream row: the PPG sensors the header has, in the
+    model's order, then acc x, y, z; k, those PPG columns; the columns a row has); a time column is left unread.
+    One line for a header of numbers, a missing, repeated or unknown column."""
+    from sqtool.data.readers.generic import TIME_NAMES, canonical
+    cells = [c.strip() for c in head.split(",")]
+    where = f"--data - line {line_no}"
+    if all(_number(c) for c in cells):
+        raise SqtoolError(f"{where} ({head.strip()[:60]}) is no header: the first row names the columns, e.g. "
+                          f"{','.join([sensors[0], *(['acc_x', 'acc_y', 'acc_z'] if needs_acc else [])])}")
+    names = [canonical(c) for c in cells]
+    acc = ["acc_x", "acc_y", "acc_z"] if needs_acc else []
+    known = [*sensors, *acc]
+    odd = [c for c, m in zip(cells, names) if m not in known and m not in TIME_NAMES and c.lower() not in TIME_NAMES]
+    twice = [m for i, m in enumerate(names) if m in known and m in names[:i]]
+    if odd or twice:
+        what = (f"column{'s' if len(odd) > 1 else ''} {', '.join(map(repr, odd))} read as none of the model's "
+                "channels" if odd else f"{', '.join(map(repr, twice))} appears twice")
+        raise SqtoolError(f"{where}: {what} ({', '.join(known)}; a time column is skipped): name the header's "
+                          "columns so (PLETH / BVP read as ppg, accx / accel_x as acc_x)")
+    ppg = [s for s in sensors if s in names]
+    missing = [c for c in acc if c not in names] or ([] if ppg else [sensors[0]])
+    if missing:
+        raise SqtoolError(f"{where}: the header ({','.join(cells)}) has no {', '.join(missing)}: this model reads "
+                          f"{', '.join(known[:1] + acc)}" + (f" (and {', '.join(sensors[1:])} where the device has "
+                                                             "it)" if sensors[1:] else ""))
+    return [names.index(c) for c in ppg + acc], len(ppg), len(cells)
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _line_batches(rows):
+    """(number of the first line, [lines]) as they arrive: each read takes what the pipe holds (up to READ_BYTES),
+    its complete lines handed on at once, so a row is pushed as soon as it is in (a live device: one row at a time;
+    a file: thousands); a last line without its newline at EOF too. Lines are counted from 1."""
+    read = getattr(rows, "read1", None) or rows.read
+    tail, no = b"", 1
+    while True:
+        got = read(READ_BYTES)
+        if not got:
+            break
+        *lines, tail = (tail + got).split(b"\n")
+        if lines:
+            yield no, [ln.decode("utf-8", "replace") for ln in lines]
+            no += len(lines)
+    if tail.strip():
+        yield no, [tail.decode("utf-8", "replace")]
+
+
+def _header_line(batches) -> tuple[int, str, tuple[int, list[str]]]:
+    """(its line number, the first non-blank line of `_line_batches`, the rest of its batch: (first line number,
+    lines)). Nothing at all on stdin: one line."""
+    for first, lines in batches:
+        for i, ln in enumerate(lines):
+            if ln.strip():
+                return first + i, ln.strip().lstrip("\ufeff"), (first + i + 1, lines[i + 1:])
+    raise SqtoolError("--data - (stdin): nothing was read (EOF before a header row): pipe the device's CSV rows in, "
+                      "a header first")
+
+
+def _parse_rows(lines: list[str], first: int, feed: list[int], width: int, names: list[str]) -> np.ndarray:
+    """Rows of --data - -> (n, len(feed)) float64 of the fed columns (an empty cell, nan, inf: a gap, NaN); a blank
+    line skipped; a row of another width, or a cell that is no number, one line naming its line number."""
+    x = np.empty((len(lines), len(feed)))
+    n = 0
+    for i, ln in enumerate(lines):
+        if not ln.strip():
+            continue
+        cells = ln.split(",")
+        if len(cells) != width:
+            raise SqtoolError(f"--data - line {first + i}: {len(cells)} values, the header has {width} columns "
+                              f"({', '.join(names)})")
+        for j, c in enumerate(feed):
+            t = cells[c].strip()
+            try:
+                x[n, j] = float(t) if t else np.nan
+            except ValueError:
+                raise SqtoolError(f"--data - line {first + i}: {t[:40]!r} in column {names[c]} is not a number "
+                                  "(an empty cell is a gap)") from None
+        n += 1
+    return x[:n]
 
 
 # ----------------------------------------------------------------------------- time-domain models

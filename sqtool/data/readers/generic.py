@@ -46,7 +46,7 @@ from sqtool.data.record import PPG_WAVELENGTHS, Label, Record
 
 _CSV_EXT = (".csv", ".csv.gz", ".tsv", ".tsv.gz")
 _ANN_EXT = ("atr", "breath", "qrs", "ann", "ecg", "beat", "resp", "ppg")
-_TIME_NAMES = ("time", "timestamp", "timer", "datetime", "t", "time_s", "time_ms", "timestamp_ms", "date")
+TIME_NAMES = ("time", "timestamp", "timer", "datetime", "t", "time_s", "time_ms", "timestamp_ms", "date")
 ALIASES = {
     "ppg": "ppg", "pleth": "ppg", "bvp": "ppg", "ppg1": "ppg", "ppg0": "ppg", "pulse_wave": "ppg",
     "ppg2": "ppg2", "red": "ppg_red", "red_adc": "ppg_red", "ppg_red": "ppg_red", "ir": "ppg_ir",
@@ -271,7 +271,7 @@ def read_csv(path, fs: float | None = None, time_column: str | None = None, time
     if tcol is not None and tcol not in df.columns:
         raise SqtoolError(f"{where}: time column '{tcol}' missing (has {', '.join(df.columns)})")
     if tcol is None:
-        tcol = next((c for c in df.columns if c.lower() in _TIME_NAMES
+        tcol = next((c for c in df.columns if c.lower() in TIME_NAMES
                      or re.match(r"^time\b|^time[_ \[(]", c.lower())), None)
     if fs is not None:
         fs = _check_fs(fs, where)
