@@ -234,7 +234,8 @@ def train_bins(model, x: np.ndarray, y: np.ndarray, bins: np.ndarray, cfg: BinTr
     """Train `model` in place on windows with finite truth; returns the per-epoch mean loss. x is (N, C, F)
     spectra on the bin grid, or any other input (time-domain windows) when cfg has no bin shift, stretch or
     motion peak (those are operations on the bins). Adam at cfg.lr, constant or (cfg.lr_schedule "cosine")
-    annealed per optimiser step to 0 at the last step, so the weights that ship are not one noisy iterate."""
+    annealed per optimiser step to 0 at the last step, so the weights that ship are not one noisy iterate.
+    log: called after each epoch as log(epoch, its mean loss, the lr at its end) (a training log's row)."""
     if np.shape(x)[-1] != len(bins) and (cfg.shift_bins or cfg.stretch_frac or cfg.motion_frac):
         raise SqtoolError(f"train_bins: bin shift, stretch and motion augmentation need spectra on the {len(bins)} "
                           f"bins, got inputs of length {np.shape(x)[-1]}")

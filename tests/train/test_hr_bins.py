@@ -404,7 +404,7 @@ def _last_epoch_step(cfg, x, y, train_cfg) -> float:
     m = create_model(cfg)
     snaps = []
     train_bins(m, x, y, bin_grid(cfg), train_cfg,
-               log=lambda ep, loss: snaps.append(torch.cat([p.detach().flatten().clone() for p in m.parameters()])))
+               log=lambda ep, loss, lr: snaps.append(torch.cat([p.detach().flatten().clone() for p in m.parameters()])))
     return float((snaps[-1] - snaps[-2]).norm())
 
 
