@@ -1,0 +1,217 @@
+"""`sqtool predict --data -`: a live device's CSV rows on stdin, each window's heart rate printed (and appended to
+RUN/stdin.csv) as soon as its last row is in.
+
+    my_board_logger | sqtool predict --model EXPORT --data - --fs 64 --gains 1
+
+The rows go through one `sqtool.api.HrStream` (the device itself: the export's C pipeline state, or the Python
+integer front end, int8 network and fixed-point decoder), quantised with fixed gains (`predict.parse_gains`: robust
+needs the whole recording, a live stream never has it); memory stays flat however long the pipe runs. stdin is read
+as it arrives (`_line_batches`), so a device writing one row at a time gets each window at once, a file thousands of
+rows a read. predict.py's `run` and `predict` hand `--data -` here.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from sqtool.core import SqtoolError
+from sqtool.core.runs import drop_earlier, note_earlier, releases_run_dirs, unfinish
+from sqtool.firmware_bench.predict import (EARLIER, GAINS_NOTE, NO_PULSE_NOTE, PredictConfig, check_gains_count,
+                                           csv_cell, gains_mode, listed_outputs, parse_gains, spectral_runtime)
+
+LIVE_CSV = "stdin.csv"                   # RUN/<this>: the windows printed, as they were printed
+LIVE_COLUMNS = ("time_s", "hr_bpm", "lo_bpm", "hi_bpm", "confidence", "flagged", "no_pulse")
+READ_BYTES = 1 << 16                     # stdin is read as it arrives, up to this much a time (a file: ~2,000 rows)
+
+
+@releases_run_dirs
+def predict_live(cfg: PredictConfig, rows=None, out=None) -> dict:
+    """`sqtool predict --data -`: a live device's CSV rows on stdin (`rows`: a binary stream; None = stdin), a header
+    first (the model's channels: ppg[, ppg2], acc_x, acc_y, acc_z, as a CSV's names are read (`generic.canonical`:
+    PLETH -> ppg, accx -> acc_x, ...); a time column is skipped), at --fs Hz, quantised with fixed --gains (device,
+    1, numbers: robust needs the whole recording), through one `sqtool.api.HrStream`: each window's row is printed on
+    `out` (None = stdout) and appended to RUN/stdin.csv as soon as its last row has arrived. EOF or Ctrl-C ends it
+    with summary.json of what was read (Ctrl-C then raises on: exit 130, the rows kept). A bad row is one line
+    naming its line number (the rows before it kept, no summary: an unfinished run)."""
+    import itertools
+    import sys
+
+    from sqtool.api import load_model
+    from sqtool.core import make_run_dir, save_config, write_metrics
+    from sqtool.core.runs import check_out_dir
+    from sqtool.firmware_bench import runtimes as R
+    from sqtool.firmware_bench.cli import check_counts
+    from sqtool.firmware_bench.provenance import model_provenance
+    rows = sys.stdin.buffer if rows is None else rows
+    out = sys.stdout if out is None else out
+    check_counts(cfg, "predict")
+    if cfg.out:
+        check_out_dir("predict", cfg.out, cfg.force)
+    gains = parse_gains(cfg.gains)
+    if cfg.fs is None:
+        raise SqtoolError("--data - (stdin) needs --fs HZ: the rows' sampling rate (a live pipe has no time grid to "
+                          "read it from)", code=2)
+    if gains == "robust":
+        raise SqtoolError("--data - (stdin) needs fixed gains: --gains device (the export's defaults), 1 (the rows "
+                          "are int16 device counts) or G,G,...; robust scales by the whole recording's spread, which "
+                          "a live stream never has", code=2)
+    for flag, v in (("--acc-fs", cfg.acc_fs), ("--max-seconds", cfg.max_seconds)):
+        if v:
+            raise SqtoolError(f"{flag} does not apply to --data - (stdin): its rows are at --fs, every channel on "
+                              "every row, read until EOF or Ctrl-C", code=2)
+    art = R.load_artifacts(cfg.model)
+    md = art.metadata
+    if not R.is_spectral(md) or md.get("task", "hr") != "hr":
+        raise SqtoolError(f"--data - (stdin): {art.export_dir} is a {'spectral' if R.is_spectral(md) else 'time-domain'}"
+                          f" '{md.get('task')}' model; a live stream runs spectral heart-rate exports (sqtool.HrStream):"
+                          " give this one a recording file as --data")
+    check_gains_count(gains, cfg.gains, md)
+    spectral_runtime(cfg.runtime)
+    model = load_model(art.export_dir, cfg.runtime)
+    stream = model.stream(cfg.fs, gains=gains)                     # fs, runtime: one line each
+    batches = _line_batches(rows)
+    head_no, head, rest = _header_line(batches)
+    batches = itertools.chain([rest], batches)
+    feed, k, width = live_header(head, head_no, model.sensors, model.needs_acc)
+    names = [c.strip() for c in head.split(",")]
+
+    run_dir = make_run_dir("predict", str(md.get("model", "model")), cfg.out, cfg.force, clear_result=False)
+    note_earlier(run_dir, listed_outputs(run_dir), EARLIER, (".csv", ".png"))
+    unfinish(run_dir, "predict")
+    save_config(run_dir, cfg)
+    n = windows = flagged = no_pulse = 0
+    interrupted = False
+    with open(run_dir / LIVE_CSV, "w") as csv:
+        for f in (out, csv):
+            print(",".join(LIVE_COLUMNS), file=f, flush=True)
+        try:
+            for first, lines in batches:
+                x = _parse_rows(lines, first, feed, width, names)    # (n, k [+ 3]) float64, NaN = gap
+                if not len(x):
+                    continue
+                res = stream.push(x[:, :k], x[:, k:] if model.needs_acc else None)
+                n += len(x)
+                for i in range(len(res)):
+                    line = ",".join(csv_cell(c, getattr(res, "t_end_s" if c == "time_s" else c)[i])
+                                    for c in LIVE_COLUMNS)
+                    for f in (out, csv):
+                        print(line, file=f, flush=True)
+                windows += len(res)
+                flagged += int(res.flagged.sum())
+                no_pulse += int(res.no_pulse.sum())
+        except KeyboardInterrupt:                                   # Ctrl-C: what was read, then exit 130
+            interrupted = True
+    channels_fed = {row: head.split(",")[j].strip() for row, j in zip([*model.sensors[:k], *(
+        ["acc_x", "acc_y", "acc_z"] if model.needs_acc else [])], feed)}
+    summary = {"model": md.get("model"), "task": "hr", "model_family": (md.get("model_cfg") or {}).get("family"),
+               "model_dir": str(art.export_dir), "data": "-", "fs": cfg.fs, "gains": GAINS_NOTE[gains_mode(gains)],
+               "provenance": model_provenance(art), "runtime": stream.runtime, "run_dir": str(run_dir),
+               "interrupted": interrupted,
+               "recordings": [{"record_id": "stdin", "fs_in": cfg.fs, "channels_fed": channels_fed,
+                               **({"gains": dict(zip(channels_fed, (float(g) for g in stream.gains)))}
+                                  if stream.gains is not None else {}),
+                               "rows": n, "seconds": n / cfg.fs, "windows": windows, "flagged_windows": flagged,
+                               "scored_windows": windows - flagged, "no_pulse_windows": no_pulse,
+                               "csv": LIVE_CSV, "plot": None}],
+               "columns": {"time_s": "end of the window (s from the first row): when the device reports it",
+                           "hr_bpm": "heart rate", "lo_bpm": "lower end of the decoder's interval",
+                           "hi_bpm": "upper end of the decoder's interval", "confidence": "the decoder's confidence",
+                           "flagged": "1 = not scored (over half the window's samples were gaps, or its PPG quiet): "
+                                      "hr_bpm and its interval are the decoder's prediction only",
+                           "no_pulse": NO_PULSE_NOTE}}
+    write_metrics(run_dir, summary, name="summary.json")
+    drop_earlier(run_dir, {LIVE_CSV}, EARLIER)
+    model.close()
+    print(f"predict ({stream.runtime}) -> {run_dir}: {windows} windows from {n:,} rows ({n / cfg.fs:.1f} s at "
+          f"{cfg.fs:g} Hz), {flagged} flagged; rows in {LIVE_CSV}, summary.json", file=sys.stderr)
+    if interrupted:
+        raise KeyboardInterrupt
+    return summary
+
+
+def live_header(head: str, line_no: int, sensors, needs_acc: bool) -> tuple[list[int], int, int]:
+    """The header of --data - -> (the column index feeding each stream row: the PPG sensors the header has, in the
+    model's order, then acc x, y, z; k, those PPG columns; the columns a row has); a time column is left unread.
+    One line for a header of numbers, a missing, repeated or unknown column."""
+    from sqtool.data.readers.generic import TIME_NAMES, canonical
+    cells = [c.strip() for c in head.split(",")]
+    where = f"--data - line {line_no}"
+    if all(_number(c) for c in cells):
+        raise SqtoolError(f"{where} ({head.strip()[:60]}) is no header: the first row names the columns, e.g. "
+                          f"{','.join([sensors[0], *(['acc_x', 'acc_y', 'acc_z'] if needs_acc else [])])}")
+    names = [canonical(c) for c in cells]
+    acc = ["acc_x", "acc_y", "acc_z"] if needs_acc else []
+    known = [*sensors, *acc]
+    odd = [c for c, m in zip(cells, names) if m not in known and m not in TIME_NAMES and c.lower() not in TIME_NAMES]
+    twice = [m for i, m in enumerate(names) if m in known and m in names[:i]]
+    if odd or twice:
+        what = (f"column{'s' if len(odd) > 1 else ''} {', '.join(map(repr, odd))} read as none of the model's "
+                "channels" if odd else f"{', '.join(map(repr, twice))} appears twice")
+        raise SqtoolError(f"{where}: {what} ({', '.join(known)}; a time column is skipped): name the header's "
+                          "columns so (PLETH / BVP read as ppg, accx / accel_x as acc_x)")
+    ppg = [s for s in sensors if s in names]
+    missing = [c for c in acc if c not in names] or ([] if ppg else [sensors[0]])
+    if missing:
+        raise SqtoolError(f"{where}: the header ({','.join(cells)}) has no {', '.join(missing)}: this model reads "
+                          f"{', '.join(known[:1] + acc)}" + (f" (and {', '.join(sensors[1:])} where the device has "
+                                                             "it)" if sensors[1:] else ""))
+    return [names.index(c) for c in ppg + acc], len(ppg), len(cells)
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _line_batches(rows):
+    """(number of the first line, [lines]) as they arrive: each read takes what the pipe holds (up to READ_BYTES),
+    its complete lines handed on at once, so a row is pushed as soon as it is in (a live device: one row at a time;
+    a file: thousands); a last line without its newline at EOF too. Lines are counted from 1."""
+    read = getattr(rows, "read1", None) or rows.read
+    tail, no = b"", 1
+    while True:
+        got = read(READ_BYTES)
+        if not got:
+            break
+        *lines, tail = (tail + got).split(b"\n")
+        if lines:
+            yield no, [ln.decode("utf-8", "replace") for ln in lines]
+            no += len(lines)
+    if tail.strip():
+        yield no, [tail.decode("utf-8", "replace")]
+
+
+def _header_line(batches) -> tuple[int, str, tuple[int, list[str]]]:
+    """(its line number, the first non-blank line of `_line_batches`, the rest of its batch: (first line number,
+    lines)). Nothing at all on stdin: one line."""
+    for first, lines in batches:
+        for i, ln in enumerate(lines):
+            if ln.strip():
+                return first + i, ln.strip().lstrip("\ufeff"), (first + i + 1, lines[i + 1:])
+    raise SqtoolError("--data - (stdin): nothing was read (EOF before a header row): pipe the device's CSV rows in, "
+                      "a header first")
+
+
+def _parse_rows(lines: list[str], first: int, feed: list[int], width: int, names: list[str]) -> np.ndarray:
+    """Rows of --data - -> (n, len(feed)) float64 of the fed columns (an empty cell, nan, inf: a gap, NaN); a blank
+    line skipped; a row of another width, or a cell that is no number, one line naming its line number."""
+    x = np.empty((len(lines), len(feed)))
+    n = 0
+    for i, ln in enumerate(lines):
+        if not ln.strip():
+            continue
+        cells = ln.split(",")
+        if len(cells) != width:
+            raise SqtoolError(f"--data - line {first + i}: {len(cells)} values, the header has {width} columns "
+                              f"({', '.join(names)})")
+        for j, c in enumerate(feed):
+            t = cells[c].strip()
+            try:
+                x[n, j] = float(t) if t else np.nan
+            except ValueError:
+                raise SqtoolError(f"--data - line {first + i}: {t[:40]!r} in column {names[c]} is not a number "
+                                  "(an empty cell is a gap)") from None
+        n += 1
+    return x[:n]
