@@ -184,6 +184,20 @@ def test_stdin_rows_give_the_streams_windows(spec_export_dir, model, wrist, tmp_
     assert "-> " in cap.err and "17 windows from 5,000 rows" in cap.err
 
 
+@pytest.mark.parametrize("sep, decimal", [("\t", "."), (";", ",")], ids=["tab", "semicolon_decimal_comma"])
+def test_tab_or_semicolon_rows_read_as_a_csv_files(spec_export_dir, model, wrist, tmp_path, monkeypatch, capsys, sep,
+                                                   decimal):
+    """A logger's tab-separated rows, or a European one's `;` with decimal commas (as a CSV file is read:
+    `generic.sniff_csv`), a serial terminal's CRLF: the comma rows' windows, not a header 'read as none of the
+    model's channels'."""
+    x, fs = wrist
+    text = rows_csv(x, fs)
+    other = text.replace(",", "\0").replace(".", decimal).replace("\0", sep).replace("\n", "\r\n")
+    assert live(spec_export_dir, other, tmp_path / "p", monkeypatch=monkeypatch) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [ln.split(",") for ln in lines[1:]] == cells(streamed(model, x, fs, None))
+
+
 @pytest.mark.parametrize("edit, extra, match", [
     (lambda t: t.replace("\n0.016000,", "\n0.016000,abc", 1), (), r"--data - line 4: '.*abc.*' in column ppg is not a "
                                                                    r"number \(an empty cell is a gap\)$"),
