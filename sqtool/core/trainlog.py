@@ -16,6 +16,10 @@ importable: `pip install sqtool[tensorboard]`; without it one line says so and t
 into RUN/tb (a resume purges the steps past its checkpoint), each fit's (`start_fit`) into its own RUN/tb/<fit>
 (a TensorBoard run per fit), removed when the fit is trained again, as its rows are. A fresh log (a --force'd
 folder) removes the earlier run's log.csv and RUN/tb both.
+
+The log never stops the run: log.csv that cannot be written (opened in a spreadsheet that locks it, made read-only,
+its disk full) is one note line, and the rows go on to the file once it can be written again (a second note says how
+many were missed); a resume that cannot rewrite it keeps it as it is (said too).
 """
 from __future__ import annotations
 
@@ -37,6 +41,8 @@ PRETRAIN_COLUMNS = ("kind", "step", "epoch", "loss", "lr", "grad_norm", "z_std",
 # fit: "fold k" or "final fit"; loss: the epoch's mean training loss; lr: at the epoch's end (empty: not known)
 FINETUNE_COLUMNS = ("fit", "epoch", "loss", "lr", "elapsed_s")
 TIME_COLUMNS = ("elapsed_s", "pairs_per_s")          # the columns a resumed run's log differs in
+UNWRITABLE = ("sqtool: note: {path} cannot be written ({err}): training goes on, its rows are not logged until it can "
+               "be (a spreadsheet holding it open? close it)")
 TB_MISSING = ("sqtool: note: --tensorboard needs the tensorboard package (pip install tensorboard); writing "
               "RUN/log.csv only")
 
@@ -64,6 +70,7 @@ class TrainLog:
         self.tb: dict = {}                    # RUN/tb's sub-folder ("": RUN/tb itself) -> its SummaryWriter
         self._tb_on = bool(tensorboard) and self.on
         self.t0 = time.perf_counter()
+        self.missed = 0                       # rows not written since log.csv last could be (`_unwritable`)
         if self.on:
             self.path.parent.mkdir(parents=True, exist_ok=True)    # the Python API's run_dir may not exist yet
             if fresh:                         # the earlier run's log, in either form
@@ -103,9 +110,17 @@ class TrainLog:
         if not self.path.is_file() or self.path.stat().st_size == 0:
             w.writerow(self.columns)
         w.writerow(["" if values.get(c) is None else values[c] for c in self.columns])
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(buf.getvalue())
-            f.flush()
+        try:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(buf.getvalue())
+                f.flush()
+        except OSError as e:                  # locked, read-only, disk full: the run goes on (module docstring)
+            self._unwritable(e)
+        else:
+            if self.missed:
+                print(f"sqtool: note: {self.path} written again; {self.missed} row(s) before this one are not in it",
+                      file=sys.stderr)
+                self.missed = 0
         tb = self._tb_writer(tb_sub)
         if tb is not None and tb_step is not None:
             for c, v in values.items():
@@ -128,7 +143,17 @@ class TrainLog:
         w.writeheader()
         w.writerows(r for r in read_log(self.path) if keep(r))
         from sqtool.core.io import atomic_write_text
-        atomic_write_text(self.path, buf.getvalue())
+        try:
+            atomic_write_text(self.path, buf.getvalue())
+        except OSError as e:
+            print(f"sqtool: note: {self.path} cannot be rewritten for the resume ({e.strerror or e}): kept as it was, "
+                  "so rows past the checkpoint appear twice", file=sys.stderr)
+
+    def _unwritable(self, e: OSError) -> None:
+        """A row that could not be appended: one note at the first of a run of such rows, counted."""
+        if not self.missed:
+            print(UNWRITABLE.format(path=self.path, err=e.strerror or e), file=sys.stderr)
+        self.missed += 1
 
     def elapsed(self) -> float:
         """Seconds since this log was opened (a fine-tune's part of the run)."""

@@ -155,3 +155,38 @@ def test_force_over_an_earlier_run_removes_its_tensorboard_events_with_its_log(t
     assert main(args + ["--tensorboard"]) == 0 and (tmp_path / "run" / "tb").is_dir()
     assert main(args + ["--force"]) == 0             # a new run, without --tensorboard: the earlier events go
     assert not (tmp_path / "run" / "tb").exists() and len(read_log(tmp_path / "run" / LOG_FILE)) == 2
+
+
+def test_a_log_that_cannot_be_written_never_stops_the_run(tmp_path, capsys, monkeypatch):
+    """log.csv opened in a spreadsheet that locks it (Windows), made read-only, a full disk: one note line, the run
+    goes on; the rows go on to the file once it can be written, a note saying how many were missed; a resume that
+    cannot rewrite it keeps it as it was (said). Before: the PermissionError stopped the training run."""
+    import builtins
+
+    import sqtool.core.io as io_mod
+    import sqtool.core.trainlog as TL
+    log = TL.TrainLog(tmp_path, FINETUNE_COLUMNS)
+    log.row(fit="fold 1", epoch=1, loss=0.5)
+    real_open = builtins.open
+
+    def locked(path, *a, **kw):
+        if str(path).endswith(LOG_FILE):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *a, **kw)
+
+    monkeypatch.setattr(TL, "open", locked, raising=False)
+    for epoch in (2, 3):
+        log.row(fit="fold 1", epoch=epoch, loss=0.4)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "log.csv cannot be written (Permission denied): training goes on" in err
+    monkeypatch.undo()
+    log.row(fit="fold 1", epoch=4, loss=0.3)
+    assert "2 row(s) before this one are not in it" in capsys.readouterr().err
+    assert [r["epoch"] for r in read_log(tmp_path / LOG_FILE)] == ["1", "4"]
+
+    def refuse(*a, **kw):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(io_mod, "atomic_write_text", refuse)
+    log.keep(lambda r: r["epoch"] == "1")
+    assert "cannot be rewritten for the resume (Permission denied): kept as it was" in capsys.readouterr().err
+    assert [r["epoch"] for r in read_log(tmp_path / LOG_FILE)] == ["1", "4"]
