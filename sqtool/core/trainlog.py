@@ -9,7 +9,8 @@ CSV rather than JSONL: one header names the columns once, `tail -f` reads as a t
 open it as it is; a column a row has no value for (a validation row's lr) is empty. Floats are written in full
 (repr), so a killed-and-resumed run's log equals an uninterrupted run's in every column but TIME_COLUMNS.
 The file is opened per row (a few tens of microseconds): a resume's `keep` replaces it (temp file + os.replace), and
-a handle kept open would write on into the old file. A row torn by a kill (no newline) is dropped by `keep`.
+a handle kept open would write on into the old file; `keep` replaces it only when it drops a row (every fit's
+`start_fit` calls it), so `tail -f` follows a whole fresh run (a resume that drops rows: `tail -F`). A row torn by a kill (no newline) is dropped by `keep`.
 
 With `tensorboard` the same rows go to RUN/tb as scalars (torch.utils.tensorboard, when the `tensorboard` package is
 importable: `pip install sqtool[tensorboard]`; without it one line says so and the CSV is written alone): pretrain's
@@ -138,10 +139,14 @@ class TrainLog:
             self._tb_writer(purge_step=tb_purge_step)
         if not self.path.is_file():
             return
+        rows = read_log(self.path)
+        kept = [r for r in rows if keep(r)]
+        if len(kept) == len(rows) and self.path.read_text().endswith("\n"):
+            return                            # nothing to drop: the file stays (`tail -f` follows this one)
         buf = io.StringIO()
         w = csv.DictWriter(buf, self.columns, extrasaction="ignore", lineterminator="\n")
         w.writeheader()
-        w.writerows(r for r in read_log(self.path) if keep(r))
+        w.writerows(kept)
         from sqtool.core.io import atomic_write_text
         try:
             atomic_write_text(self.path, buf.getvalue())

@@ -190,3 +190,29 @@ def test_a_log_that_cannot_be_written_never_stops_the_run(tmp_path, capsys, monk
     log.keep(lambda r: r["epoch"] == "1")
     assert "cannot be rewritten for the resume (Permission denied): kept as it was" in capsys.readouterr().err
     assert [r["epoch"] for r in read_log(tmp_path / LOG_FILE)] == ["1", "4"]
+
+
+def test_tail_f_follows_a_whole_finetune_from_fold_to_fold(tmp_path):
+    """`tail -f RUN/log.csv` reads on from the file it opened: each fit's start (`start_fit`, which drops an earlier
+    try's rows) leaves the file in place when it drops none, so fold 2's rows reach a reader of fold 1's (before: the
+    file was replaced at every fold, and tail -f went quiet after fold 1)."""
+    from sqtool.core.trainlog import TrainLog, start_fit
+    log = TrainLog(tmp_path, FINETUNE_COLUMNS, fresh=True)
+    start_fit(log, "fold 1").add(0.5)
+    with open(tmp_path / LOG_FILE) as tail:
+        assert tail.read().splitlines()[1].startswith("fold 1,1,0.5,")
+        start_fit(log, "fold 2").add(0.4)
+        assert tail.read().startswith("fold 2,1,0.4,")
+    start_fit(log, "fold 2").add(0.3)                        # a resume training fold 2 again: its rows replaced
+    assert [(r["fit"], r["loss"]) for r in read_log(tmp_path / LOG_FILE)] == [("fold 1", "0.5"), ("fold 2", "0.3")]
+
+
+def test_a_log_every_past_the_run_says_its_log_has_no_train_rows(tmp_path, capsys):
+    """--log-every 1000 on an 8-step run: log.csv holds validations only, and one note line says so (before: said
+    nowhere, a loss column that never filled)."""
+    args = [a if a != "1" or PT[i - 1] != "--log-every" else "1000" for i, a in enumerate(PT)]
+    assert main(args + ["--out", str(tmp_path / "r")]) == 0
+    assert {r["kind"] for r in read_log(tmp_path / "r" / LOG_FILE)} == {"val"}
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "--log-every" in ln]
+    assert err == ["sqtool: note: --log-every 1000 is past this run's 8 steps: RUN/log.csv gets no train row (loss, lr, "
+                   "grad_norm), only validations; --log-every 1 gives train rows"]
