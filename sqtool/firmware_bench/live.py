@@ -15,6 +15,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError
 from sqtool.core.runs import drop_earlier, note_earlier, releases_run_dirs, unfinish
+from sqtool.data.hr_spectra import saturation_note
 from sqtool.data.readers.generic import sniff_csv
 from sqtool.firmware_bench.predict import (EARLIER, GAINS_NOTE, NO_PULSE_NOTE, PredictConfig, check_gains_count,
                                            csv_cell, gains_mode, listed_outputs, parse_gains, spectral_runtime)
@@ -85,7 +86,7 @@ def predict_live(cfg: PredictConfig, rows=None, out=None) -> dict:
     unfinish(run_dir, "predict")
     save_config(run_dir, cfg)
     n = windows = flagged = no_pulse = 0
-    interrupted = False
+    interrupted, saturated = False, False                           # said once (`hr_spectra.saturation_note`)
     with open(run_dir / LIVE_CSV, "w") as csv:
         for f in (out, csv):
             print(",".join(LIVE_COLUMNS), file=f, flush=True)
@@ -95,6 +96,11 @@ def predict_live(cfg: PredictConfig, rows=None, out=None) -> dict:
                 if not len(x):
                     continue
                 res = stream.push(x[:, :k], x[:, k:] if model.needs_acc else None)
+                if not saturated:
+                    note = saturation_note(x.T, stream.gains, [names[j] for j in feed], f"--data - line {first}")
+                    if note:
+                        print(note, file=sys.stderr, flush=True)
+                        saturated = True
                 n += len(x)
                 for i in range(len(res)):
                     line = ",".join(csv_cell(c, getattr(res, "t_end_s" if c == "time_s" else c)[i])
