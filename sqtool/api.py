@@ -442,6 +442,10 @@ class HrStream:
         if self.closed:
             raise SqtoolError("HrStream.push: the stream is closed (HrModel.stream(...) opens another)")
         x, acc = self._chunk(ppg, acc)                                  # (C, n) at fs; (3, m) at acc_fs or None
+        if self.k is None and x.shape[1] == 0 and (acc is None or acc.shape[1] == 0):
+            none = np.zeros(0)                                          # an empty first chunk (a callback before
+            return self.model._result(none, {c: none for c in          # data) fixes no sensor count
+                                             ("hr_bpm", "lo_bpm", "hi_bpm", "confidence", "flagged")}, self.runtime)
         if self.k is None:
             with self.model._lock:
                 self._start(x.shape[0] - (3 if self.model.needs_acc and acc is None else 0))

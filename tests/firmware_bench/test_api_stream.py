@@ -283,3 +283,13 @@ def test_a_model_pickles_as_its_export_and_a_stream_says_it_does_not(model, wris
     with pytest.raises(SqtoolError, match=r"^HrStream: a live stream does not pickle") as e:
         pickle.dumps(model.stream(fs))
     assert "\n" not in str(e.value)
+
+
+def test_an_empty_first_chunk_fixes_no_sensor_count(model, wrist):
+    """A device callback that fires before any sample (np.array([]), an empty pandas chunk): no windows, and the
+    stream still takes the two-sensor chunks that follow, to the bit (before: its (0,) ppg fixed the stream at one
+    sensor, and the first real chunk was refused)."""
+    ppg, acc, fs = wrist
+    s = model.stream(fs)
+    assert len(s.push(np.zeros(0), np.zeros((0, 3)))) == 0
+    same(streamed(s, ppg, acc, chunked(len(ppg), [997])), model.predict(ppg, acc, fs=fs, gains=None))
