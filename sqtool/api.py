@@ -34,6 +34,7 @@ network on the runtime, built once per model):
 from __future__ import annotations
 
 import numbers
+import threading
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -150,9 +151,19 @@ def _spectral_hr(art) -> bool:
 
 
 class _Built:
-    """A loaded export's runtimes, built on first use into a private temporary folder (`_runners`, `_tmp`)."""
+    """A loaded export's runtimes, built on first use into a private temporary folder (`_runners`, `_tmp`). One
+    runtime runs one call at a time (the C network's and pipeline's buffers are the library's own): `_lock` holds
+    every predict and push of the model, its streams' too, so threads sharing a model wait for each other instead
+    of reading each other's windows (4 threads on one C pipeline read up to 19 BPM off). Pickled (multiprocessing),
+    a model is its export folder and runtime, loaded again where it is unpickled."""
     _runners: dict
     _tmp: ScratchDir | None
+    _lock: threading.RLock
+    export_dir: Path
+    _cfg: object
+
+    def __reduce__(self):
+        return type(self), (str(self.export_dir), self._cfg.runtime)
 
     def close(self) -> None:
         """Remove the built runtimes' temporary folder now (else when the model is garbage-collected)."""
@@ -186,6 +197,7 @@ class HrModel(_Built):
         self._runners: dict = {}                                        # runtime name -> built once
         self._tables: dict = {}                                         # input rate -> front-end tables, designed once
         self._tmp: ScratchDir | None = None
+        self._lock = threading.RLock()                                  # one call at a time on the runtimes
 
     def __repr__(self) -> str:
         return (f"HrModel({str(self.export_dir)!r}, runtime={self._cfg.runtime or 'default'!r}, "
@@ -204,7 +216,7 @@ class HrModel(_Built):
         are int16 device counts already."""
         from sqtool.firmware_bench import predict as P
         rec = _record(ppg, acc, fs, acc_fs, self.sensors, self.needs_acc, "HrModel.predict")
-        with warnings.catch_warnings():          # predict's own path, one recording; filters as found (the torch
+        with self._lock, warnings.catch_warnings():          # predict's own path, one recording; filters as found (the torch
                                                  # runtimes put torch's thread count back themselves)
             prep = P.prepare_spectral(self._cfg, self._art, [P.checked_record(rec)], self._tables, gains=gains)
             if self._tmp is None:
@@ -224,9 +236,10 @@ class HrModel(_Built):
     def _runner(self, name: str):
         """The runtime `name`, built once into the model's temporary folder (`predict.built_runtime`)."""
         from sqtool.firmware_bench.predict import built_runtime
-        if self._tmp is None:
-            self._tmp = ScratchDir("sqtool-hrmodel-")
-        return built_runtime(self._art, name, Path(self._tmp.name), self._runners)
+        with self._lock:
+            if self._tmp is None:
+                self._tmp = ScratchDir("sqtool-hrmodel-")
+            return built_runtime(self._art, name, Path(self._tmp.name), self._runners)
 
     def stream(self, fs, acc_fs=None, gains=None) -> "HrStream":
         """A live stream of one device at fs Hz: `HrStream.push(ppg, acc)` chunk by chunk, each 8 s window's
@@ -313,6 +326,11 @@ class HrStream:
             self.acc_gaps = GapsAtRate(self.acc_fs, self.fs)            # its gap flags brought to fs
             self.acc_last = np.zeros(3)                                 # its last good sample (gaps hold it)
             self.queue: list[np.ndarray] = []                           # `_paired`'s, made by `_start`
+
+    def __reduce__(self):
+        raise SqtoolError("HrStream: a live stream does not pickle (its device state lives in the loaded runtime): "
+                          "pickle the model (sqtool.load_model's, reloaded from its export folder) and open a stream "
+                          "there, or push from one process")
 
     def close(self) -> None:
         """Let the device state go; a push after it is one line."""
@@ -424,8 +442,13 @@ class HrStream:
         if self.closed:
             raise SqtoolError("HrStream.push: the stream is closed (HrModel.stream(...) opens another)")
         x, acc = self._chunk(ppg, acc)                                  # (C, n) at fs; (3, m) at acc_fs or None
+        if self.k is None and x.shape[1] == 0 and (acc is None or acc.shape[1] == 0):
+            none = np.zeros(0)                                          # an empty first chunk (a callback before
+            return self.model._result(none, {c: none for c in          # data) fixes no sensor count
+                                             ("hr_bpm", "lo_bpm", "hi_bpm", "confidence", "flagged")}, self.runtime)
         if self.k is None:
-            self._start(x.shape[0] - (3 if self.model.needs_acc and acc is None else 0))
+            with self.model._lock:
+                self._start(x.shape[0] - (3 if self.model.needs_acc and acc is None else 0))
         bad = ~np.isfinite(x)
         gap = bad.any(axis=0)                                           # (n,) a sample with any channel missing
         x16 = to_int16(np.where(bad, 0.0, x), self.gains[:len(x)])      # gap samples: the device holds them
@@ -434,7 +457,8 @@ class HrStream:
         x16, _ = fit_sensors(x16, self.k, self.n_sensors)               # (C_in, n) the device's sensor inputs
         self.n += x.shape[1]
         gap = gap if gap.any() else None
-        o, index = self._windows(x16, gap)
+        with self.model._lock:                                          # the runtime: one call at a time
+            o, index = self._windows(x16, gap)
         fe, tab = self.model._tables[self.fs]
         return self.model._result(index * tab.hop / float(fe.fs) + self.model.window_s, o, self.runtime)
 
@@ -510,6 +534,7 @@ class TaskModel(_Built):
         self.needs_acc = any(c.startswith("acc_") for c in md["channels"])
         self._runners: dict = {}                                        # runtime name -> built once
         self._tmp: ScratchDir | None = None
+        self._lock = threading.RLock()                                  # one call at a time on the runtimes
 
     def __repr__(self) -> str:
         return (f"TaskModel({str(self.export_dir)!r}, task {self.task!r}, runtime={self._cfg.runtime or 'default'!r}, "
@@ -523,7 +548,7 @@ class TaskModel(_Built):
         last good sample; a window of 10 % or more flagged). Checks as `HrModel.predict`'s, one line each."""
         from sqtool.firmware_bench import predict as P
         rec = _record(ppg, acc, fs, acc_fs, self.sensors, self.needs_acc, "TaskModel.predict", every_sensor=True)
-        with warnings.catch_warnings():          # predict's own path, one recording; filters as found
+        with self._lock, warnings.catch_warnings():          # predict's own path, one recording; filters as found
             prep = P.prepare_time_domain(self._cfg, self._art, [P.checked_record(rec)])
             if self._tmp is None:
                 self._tmp = ScratchDir("sqtool-taskmodel-")

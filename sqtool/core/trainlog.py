@@ -9,13 +9,18 @@ CSV rather than JSONL: one header names the columns once, `tail -f` reads as a t
 open it as it is; a column a row has no value for (a validation row's lr) is empty. Floats are written in full
 (repr), so a killed-and-resumed run's log equals an uninterrupted run's in every column but TIME_COLUMNS.
 The file is opened per row (a few tens of microseconds): a resume's `keep` replaces it (temp file + os.replace), and
-a handle kept open would write on into the old file. A row torn by a kill (no newline) is dropped by `keep`.
+a handle kept open would write on into the old file; `keep` replaces it only when it drops a row (every fit's
+`start_fit` calls it), so `tail -f` follows a whole fresh run (a resume that drops rows: `tail -F`). A row torn by a kill (no newline) is dropped by `keep`.
 
 With `tensorboard` the same rows go to RUN/tb as scalars (torch.utils.tensorboard, when the `tensorboard` package is
 importable: `pip install sqtool[tensorboard]`; without it one line says so and the CSV is written alone): pretrain's
 into RUN/tb (a resume purges the steps past its checkpoint), each fit's (`start_fit`) into its own RUN/tb/<fit>
 (a TensorBoard run per fit), removed when the fit is trained again, as its rows are. A fresh log (a --force'd
 folder) removes the earlier run's log.csv and RUN/tb both.
+
+The log never stops the run: log.csv that cannot be written (opened in a spreadsheet that locks it, made read-only,
+its disk full) is one note line, and the rows go on to the file once it can be written again (a second note says how
+many were missed); a resume that cannot rewrite it keeps it as it is (said too).
 """
 from __future__ import annotations
 
@@ -37,6 +42,8 @@ PRETRAIN_COLUMNS = ("kind", "step", "epoch", "loss", "lr", "grad_norm", "z_std",
 # fit: "fold k" or "final fit"; loss: the epoch's mean training loss; lr: at the epoch's end (empty: not known)
 FINETUNE_COLUMNS = ("fit", "epoch", "loss", "lr", "elapsed_s")
 TIME_COLUMNS = ("elapsed_s", "pairs_per_s")          # the columns a resumed run's log differs in
+UNWRITABLE = ("sqtool: note: {path} cannot be written ({err}): training goes on, its rows are not logged until it can "
+               "be (a spreadsheet holding it open? close it)")
 TB_MISSING = ("sqtool: note: --tensorboard needs the tensorboard package (pip install tensorboard); writing "
               "RUN/log.csv only")
 
@@ -64,6 +71,7 @@ class TrainLog:
         self.tb: dict = {}                    # RUN/tb's sub-folder ("": RUN/tb itself) -> its SummaryWriter
         self._tb_on = bool(tensorboard) and self.on
         self.t0 = time.perf_counter()
+        self.missed = 0                       # rows not written since log.csv last could be (`_unwritable`)
         if self.on:
             self.path.parent.mkdir(parents=True, exist_ok=True)    # the Python API's run_dir may not exist yet
             if fresh:                         # the earlier run's log, in either form
@@ -103,9 +111,17 @@ class TrainLog:
         if not self.path.is_file() or self.path.stat().st_size == 0:
             w.writerow(self.columns)
         w.writerow(["" if values.get(c) is None else values[c] for c in self.columns])
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(buf.getvalue())
-            f.flush()
+        try:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(buf.getvalue())
+                f.flush()
+        except OSError as e:                  # locked, read-only, disk full: the run goes on (module docstring)
+            self._unwritable(e)
+        else:
+            if self.missed:
+                print(f"sqtool: note: {self.path} written again; {self.missed} row(s) before this one are not in it",
+                      file=sys.stderr)
+                self.missed = 0
         tb = self._tb_writer(tb_sub)
         if tb is not None and tb_step is not None:
             for c, v in values.items():
@@ -123,12 +139,26 @@ class TrainLog:
             self._tb_writer(purge_step=tb_purge_step)
         if not self.path.is_file():
             return
+        rows = read_log(self.path)
+        kept = [r for r in rows if keep(r)]
+        if len(kept) == len(rows) and self.path.read_text().endswith("\n"):
+            return                            # nothing to drop: the file stays (`tail -f` follows this one)
         buf = io.StringIO()
         w = csv.DictWriter(buf, self.columns, extrasaction="ignore", lineterminator="\n")
         w.writeheader()
-        w.writerows(r for r in read_log(self.path) if keep(r))
+        w.writerows(kept)
         from sqtool.core.io import atomic_write_text
-        atomic_write_text(self.path, buf.getvalue())
+        try:
+            atomic_write_text(self.path, buf.getvalue())
+        except OSError as e:
+            print(f"sqtool: note: {self.path} cannot be rewritten for the resume ({e.strerror or e}): kept as it was, "
+                  "so rows past the checkpoint appear twice", file=sys.stderr)
+
+    def _unwritable(self, e: OSError) -> None:
+        """A row that could not be appended: one note at the first of a run of such rows, counted."""
+        if not self.missed:
+            print(UNWRITABLE.format(path=self.path, err=e.strerror or e), file=sys.stderr)
+        self.missed += 1
 
     def elapsed(self) -> float:
         """Seconds since this log was opened (a fine-tune's part of the run)."""

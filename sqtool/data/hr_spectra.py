@@ -147,6 +147,24 @@ def device_gains(gains, model_cfg: ModelCfg | dict, fs_in: float, n_rows: int, n
     return np.broadcast_to(g, (n_rows,)).copy()
 
 
+SATURATED = 0.01     # of a row's samples past int16 under fixed gains: said (`saturation_note`), not only flagged
+
+
+def saturation_note(x: np.ndarray, gains, rows, where: str) -> str | None:
+    """One note line when fixed `gains` (C,) put more than SATURATED of a row's samples of x (C, N) float past
+    int16's +-32767 (quantised to the rail: a flat PPG, its windows flagged, said nowhere else); None otherwise."""
+    with np.errstate(invalid="ignore"):
+        over = np.abs(np.asarray(x, np.float64) * np.asarray(gains, np.float64)[:, None]) > 32767     # (C, N)
+    frac = over.mean(axis=1) if over.shape[1] else np.zeros(len(over))
+    bad = [f"{100 * f:.0f} % of {r}'s" for r, f in zip(rows, frac) if f > SATURATED]
+    if not bad:
+        return None
+    return (f"sqtool: note: {where}: with gains {', '.join(f'{g:g}' for g in gains)}, {', '.join(bad)} samples "
+            "are past int16's +-32767 and read as the rail (a flat PPG's windows are flagged): "
+            "counts wider than int16 (an 18-bit optical front end?) need counts per unit below 1, or their DC "
+            "removed, as the device's int16 input would")
+
+
 def device_stream(record, channels, shared_acc_gain: bool = False, acc_resampler: bool = False,
                   gains: str | np.ndarray = "robust") -> tuple[np.ndarray, float, np.ndarray | None]:
     """(C, N) int16 device samples of a float record (robust per-recording gains, or `gains`: one per channel,
@@ -169,6 +187,10 @@ def device_stream(record, channels, shared_acc_gain: bool = False, acc_resampler
     share = [i for i, c in enumerate(rows) if c in ACC_AXES] if shared_acc_gain else []
     fixed = not isinstance(gains, str)
     by_row = dict(zip(channels, gains)) if fixed else {}
+    note = saturation_note(x, [by_row[c] for c in rows], rows, where) if fixed else None
+    if note:
+        from sqtool.core.progress import item
+        item(note)
     x16 = to_int16(x, [by_row[c] for c in rows] if fixed else "robust", share=share)   # robust: a saturating level
     if not own:                                                            # dropped (wrist_exercise's PPG DC)
         return x16, fs, gap

@@ -15,6 +15,8 @@ import numpy as np
 
 from sqtool.core import SqtoolError
 from sqtool.core.runs import drop_earlier, note_earlier, releases_run_dirs, unfinish
+from sqtool.data.hr_spectra import saturation_note
+from sqtool.data.readers.generic import sniff_csv
 from sqtool.firmware_bench.predict import (EARLIER, GAINS_NOTE, NO_PULSE_NOTE, PredictConfig, check_gains_count,
                                            csv_cell, gains_mode, listed_outputs, parse_gains, spectral_runtime)
 
@@ -71,24 +73,34 @@ def predict_live(cfg: PredictConfig, rows=None, out=None) -> dict:
     batches = _line_batches(rows)
     head_no, head, rest = _header_line(batches)
     batches = itertools.chain([rest], batches)
-    feed, k, width = live_header(head, head_no, model.sensors, model.needs_acc)
-    names = [c.strip() for c in head.split(",")]
+    data = _next_line(batches)                                      # the first row: separator and decimal mark
+    if data is not None:
+        batches = itertools.chain([data[2]], batches)
+    kw, _ = sniff_csv(head, head if data is None else data[1])      # as a CSV file's (tab, semicolon, comma, ...)
+    sep, decimal = kw["sep"], kw["decimal"]
+    feed, k, width = live_header(head, head_no, model.sensors, model.needs_acc, sep)
+    names = [c.strip() for c in _cells(head, sep)]
 
     run_dir = make_run_dir("predict", str(md.get("model", "model")), cfg.out, cfg.force, clear_result=False)
     note_earlier(run_dir, listed_outputs(run_dir), EARLIER, (".csv", ".png"))
     unfinish(run_dir, "predict")
     save_config(run_dir, cfg)
     n = windows = flagged = no_pulse = 0
-    interrupted = False
+    interrupted, saturated = False, False                           # said once (`hr_spectra.saturation_note`)
     with open(run_dir / LIVE_CSV, "w") as csv:
         for f in (out, csv):
             print(",".join(LIVE_COLUMNS), file=f, flush=True)
         try:
             for first, lines in batches:
-                x = _parse_rows(lines, first, feed, width, names)    # (n, k [+ 3]) float64, NaN = gap
+                x = _parse_rows(lines, first, feed, width, names, sep, decimal)   # (n, k [+ 3]), NaN = gap
                 if not len(x):
                     continue
                 res = stream.push(x[:, :k], x[:, k:] if model.needs_acc else None)
+                if not saturated:
+                    note = saturation_note(x.T, stream.gains, [names[j] for j in feed], f"--data - line {first}")
+                    if note:
+                        print(note, file=sys.stderr, flush=True)
+                        saturated = True
                 n += len(x)
                 for i in range(len(res)):
                     line = ",".join(csv_cell(c, getattr(res, "t_end_s" if c == "time_s" else c)[i])
@@ -100,7 +112,7 @@ def predict_live(cfg: PredictConfig, rows=None, out=None) -> dict:
                 no_pulse += int(res.no_pulse.sum())
         except KeyboardInterrupt:                                   # Ctrl-C: what was read, then exit 130
             interrupted = True
-    channels_fed = {row: head.split(",")[j].strip() for row, j in zip([*model.sensors[:k], *(
+    channels_fed = {row: names[j] for row, j in zip([*model.sensors[:k], *(
         ["acc_x", "acc_y", "acc_z"] if model.needs_acc else [])], feed)}
     summary = {"model": md.get("model"), "task": "hr", "model_family": (md.get("model_cfg") or {}).get("family"),
                "model_dir": str(art.export_dir), "data": "-", "fs": cfg.fs, "gains": GAINS_NOTE[gains_mode(gains)],
@@ -128,12 +140,12 @@ def predict_live(cfg: PredictConfig, rows=None, out=None) -> dict:
     return summary
 
 
-def live_header(head: str, line_no: int, sensors, needs_acc: bool) -> tuple[list[int], int, int]:
-    """The header of --data - -> (the column index feeding each stream row: the PPG sensors the header has, in the
-    model's order, then acc x, y, z; k, those PPG columns; the columns a row has); a time column is left unread.
-    One line for a header of numbers, a missing, repeated or unknown column."""
+def live_header(head: str, line_no: int, sensors, needs_acc: bool, sep: str = ",") -> tuple[list[int], int, int]:
+    """The header of --data - (fields split at `sep`: `generic.sniff_csv`'s) -> (the column index feeding each stream
+    row: the PPG sensors the header has, in the model's order, then acc x, y, z; k, those PPG columns; the columns a
+    row has); a time column is left unread. One line for a header of numbers, a missing, repeated or unknown column."""
     from sqtool.data.readers.generic import TIME_NAMES, canonical
-    cells = [c.strip() for c in head.split(",")]
+    cells = [c.strip() for c in _cells(head, sep)]
     where = f"--data - line {line_no}"
     if all(_number(c) for c in cells):
         raise SqtoolError(f"{where} ({head.strip()[:60]}) is no header: the first row names the columns, e.g. "
@@ -155,6 +167,11 @@ def live_header(head: str, line_no: int, sensors, needs_acc: bool) -> tuple[list
                           f"{', '.join(known[:1] + acc)}" + (f" (and {', '.join(sensors[1:])} where the device has "
                                                              "it)" if sensors[1:] else ""))
     return [names.index(c) for c in ppg + acc], len(ppg), len(cells)
+
+
+def _cells(line: str, sep: str) -> list[str]:
+    """A row's fields at the sniffed separator (r"\\s+": any whitespace)."""
+    return line.split() if sep == r"\s+" else line.split(sep)
 
 
 def _number(text: str) -> bool:
@@ -183,31 +200,44 @@ def _line_batches(rows):
         yield no, [tail.decode("utf-8", "replace")]
 
 
-def _header_line(batches) -> tuple[int, str, tuple[int, list[str]]]:
-    """(its line number, the first non-blank line of `_line_batches`, the rest of its batch: (first line number,
-    lines)). Nothing at all on stdin: one line."""
+def _next_line(batches) -> tuple[int, str, tuple[int, list[str]]] | None:
+    """(its line number, the next non-blank line of `_line_batches`, the rest of its batch: (first line number,
+    lines) to read on from, itself included); None at EOF."""
     for first, lines in batches:
         for i, ln in enumerate(lines):
             if ln.strip():
-                return first + i, ln.strip().lstrip("\ufeff"), (first + i + 1, lines[i + 1:])
+                return first + i, ln.strip(), (first + i, lines[i:])
+    return None
+
+
+def _header_line(batches) -> tuple[int, str, tuple[int, list[str]]]:
+    """(its line number, the first non-blank line of `_line_batches` (a BOM dropped), the rest of its batch: (first
+    line number, lines)). Nothing at all on stdin: one line."""
+    got = _next_line(batches)
+    if got is not None:
+        no, line, (first, lines) = got
+        return no, line.lstrip("\ufeff"), (first + 1, lines[1:])
     raise SqtoolError("--data - (stdin): nothing was read (EOF before a header row): pipe the device's CSV rows in, "
                       "a header first")
 
 
-def _parse_rows(lines: list[str], first: int, feed: list[int], width: int, names: list[str]) -> np.ndarray:
-    """Rows of --data - -> (n, len(feed)) float64 of the fed columns (an empty cell, nan, inf: a gap, NaN); a blank
-    line skipped; a row of another width, or a cell that is no number, one line naming its line number."""
+def _parse_rows(lines: list[str], first: int, feed: list[int], width: int, names: list[str], sep: str = ",",
+                decimal: str = ".") -> np.ndarray:
+    """Rows of --data - (fields at `sep`, numbers with `decimal`'s mark) -> (n, len(feed)) float64 of the fed columns
+    (an empty cell, nan, inf: a gap, NaN); a blank line skipped; a row of another width, or a cell that is no number,
+    one line naming its line number."""
     x = np.empty((len(lines), len(feed)))
     n = 0
     for i, ln in enumerate(lines):
         if not ln.strip():
             continue
-        cells = ln.split(",")
+        cells = _cells(ln, sep)
         if len(cells) != width:
             raise SqtoolError(f"--data - line {first + i}: {len(cells)} values, the header has {width} columns "
                               f"({', '.join(names)})")
         for j, c in enumerate(feed):
             t = cells[c].strip()
+            t = t.replace(",", ".") if decimal == "," else t
             try:
                 x[n, j] = float(t) if t else np.nan
             except ValueError:

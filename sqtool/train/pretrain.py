@@ -856,6 +856,11 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
         total_steps = cfg.epochs * steps_per_epoch
         if cfg.max_steps:
             total_steps = min(total_steps, cfg.max_steps)
+        if cfg.log_every > total_steps and tlog.on:             # else a log of validations only, said nowhere
+            from sqtool.core.progress import item
+            item(f"sqtool: note: --log-every {cfg.log_every} is past this run's {total_steps} steps: RUN/log.csv gets no "
+                 f"train row (loss, lr, grad_norm), only validations; --log-every {max(1, total_steps // 10)} gives "
+                 "train rows")
         from sqtool.core.progress import bar as progress_bar
         bar = progress_bar(total=total_steps, initial=min(st["global_step"], total_steps), unit="step",
                            enabled=cfg.progress and d.is_main, desc=f"pretrain {cfg.model}", leave=True)

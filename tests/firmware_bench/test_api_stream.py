@@ -244,3 +244,52 @@ def test_hrstream_is_on_the_package():
     import sqtool
     import sqtool.api
     assert sqtool.HrStream is sqtool.api.HrStream and "HrStream" in sqtool.__all__
+
+
+def test_threads_sharing_a_model_each_get_their_own_windows(model, wrist):
+    """A server with one loaded model and a thread per device (or per request): each stream's and each predict's
+    windows are those it gets alone (the runtimes' buffers are the library's: unlocked, threads read each other's
+    windows, 4-19 BPM off on the real-data export)."""
+    import threading
+    ppg, acc, fs = wrist
+    ref = model.predict(ppg, acc, fs=fs, gains=None)
+    got: dict = {}
+
+    def device(i: int) -> None:
+        s = model.stream(fs)
+        got[i] = streamed(s, ppg, acc, chunked(len(ppg), [50 + i]))
+        got[-1 - i] = model.predict(ppg, acc, fs=fs, gains=None)
+
+    threads = [threading.Thread(target=device, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(6):
+        same(got[i], ref)
+        same({f: getattr(got[-1 - i], f) for f in FIELDS}, ref)
+
+
+def test_a_model_pickles_as_its_export_and_a_stream_says_it_does_not(model, wrist):
+    """multiprocessing hands a model to its workers by pickle: it arrives loaded from its export folder (same runtime,
+    same windows); a stream (device state in the runtime) is one line."""
+    import pickle
+    ppg, acc, fs = wrist
+    m2 = pickle.loads(pickle.dumps(model))
+    assert type(m2) is type(model) and m2.export_dir == model.export_dir and m2._cfg.runtime == model._cfg.runtime
+    same({f: getattr(m2.predict(ppg, acc, fs=fs, gains=None), f) for f in FIELDS},
+         model.predict(ppg, acc, fs=fs, gains=None))
+    m2.close()
+    with pytest.raises(SqtoolError, match=r"^HrStream: a live stream does not pickle") as e:
+        pickle.dumps(model.stream(fs))
+    assert "\n" not in str(e.value)
+
+
+def test_an_empty_first_chunk_fixes_no_sensor_count(model, wrist):
+    """A device callback that fires before any sample (np.array([]), an empty pandas chunk): no windows, and the
+    stream still takes the two-sensor chunks that follow, to the bit (before: its (0,) ppg fixed the stream at one
+    sensor, and the first real chunk was refused)."""
+    ppg, acc, fs = wrist
+    s = model.stream(fs)
+    assert len(s.push(np.zeros(0), np.zeros((0, 3)))) == 0
+    same(streamed(s, ppg, acc, chunked(len(ppg), [997])), model.predict(ppg, acc, fs=fs, gains=None))

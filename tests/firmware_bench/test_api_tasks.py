@@ -205,3 +205,32 @@ def test_a_model_of_two_ppg_channels_wants_both():
                                           r"ppg2\): one column each, in that order$"):
         _record(ppg, None, 125.0, None, ["ppg", "ppg2"], False, "TaskModel.predict", every_sensor=True)
     assert list(_record(ppg, None, 125.0, None, ["ppg", "ppg2"], False, "HrModel.predict").signals) == ["ppg"]
+
+
+def test_a_task_model_pickles_as_its_export_and_serves_threads(af_student, tmp_path):
+    """Pickled (multiprocessing), a TaskModel loads again from its export folder (before: ctypes' "Can't pickle"
+    traceback); one AF model serving a thread per request gives each predict the p_af it gets alone (the lock
+    HrModel needs, test_api_stream's threads test; here a guard: unlocked, this model's one-call C did not race)."""
+    import pickle
+    import threading
+    z = np.load(write_wrist_npz(tmp_path / "w.npz", seconds=60.0))
+    m = sqtool.load_model(af_student)
+    ref = m.predict(z["ppg"], fs=float(z["fs"]))
+    got: dict = {}
+
+    def request(i: int) -> None:
+        got[i] = m.predict(z["ppg"][i * 125:], fs=float(z["fs"]))
+
+    threads = [threading.Thread(target=request, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    alone = {i: m.predict(z["ppg"][i * 125:], fs=float(z["fs"])) for i in range(6)}
+    for i in range(6):
+        assert np.array_equal(got[i].p_af, alone[i].p_af), i
+    assert np.array_equal(ref.p_af, alone[0].p_af)
+    m2 = pickle.loads(pickle.dumps(m))
+    assert isinstance(m2, sqtool.TaskModel) and np.array_equal(m2.predict(z["ppg"], fs=float(z["fs"])).p_af, ref.p_af)
+    m.close()
+    m2.close()

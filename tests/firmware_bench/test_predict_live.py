@@ -184,6 +184,39 @@ def test_stdin_rows_give_the_streams_windows(spec_export_dir, model, wrist, tmp_
     assert "-> " in cap.err and "17 windows from 5,000 rows" in cap.err
 
 
+@pytest.mark.parametrize("sep, decimal", [("\t", "."), (";", ",")], ids=["tab", "semicolon_decimal_comma"])
+def test_tab_or_semicolon_rows_read_as_a_csv_files(spec_export_dir, model, wrist, tmp_path, monkeypatch, capsys, sep,
+                                                   decimal):
+    """A logger's tab-separated rows, or a European one's `;` with decimal commas (as a CSV file is read:
+    `generic.sniff_csv`), a serial terminal's CRLF: the comma rows' windows, not a header 'read as none of the
+    model's channels'."""
+    x, fs = wrist
+    text = rows_csv(x, fs)
+    other = text.replace(",", "\0").replace(".", decimal).replace("\0", sep).replace("\n", "\r\n")
+    assert live(spec_export_dir, other, tmp_path / "p", monkeypatch=monkeypatch) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [ln.split(",") for ln in lines[1:]] == cells(streamed(model, x, fs, None))
+
+
+@pytest.mark.parametrize("stdin", [True, False], ids=["stdin", "file"])
+def test_counts_wider_than_int16_at_gains_1_are_said(spec_export_dir, wrist, tmp_path, monkeypatch, capsys, stdin):
+    """An 18-bit optical front end's counts (DC ~120,000) given as --gains 1: every PPG sample saturates int16, its
+    windows flagged; one note line says why and what to give (before: flagged windows, said nowhere)."""
+    x, fs = wrist
+    x = x[:1500].copy()
+    x[:, :2] = 120000 + 40 * np.nan_to_num(x[:, :2])
+    text = rows_csv(x, fs)
+    if stdin:
+        rc = live(spec_export_dir, text, tmp_path / "p", "--gains", "1", monkeypatch=monkeypatch)
+    else:
+        (tmp_path / "w.csv").write_text(text)
+        rc = main(["predict", "--model", str(spec_export_dir), "--data", str(tmp_path / "w.csv"), "--gains", "1",
+                   "--out", str(tmp_path / "p")])
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "past int16" in ln]
+    assert rc == 0 and len(err) == 1, err
+    assert "100 % of ppg's, 100 % of ppg2's samples are past int16's +-32767" in err[0] and "below 1" in err[0]
+
+
 @pytest.mark.parametrize("edit, extra, match", [
     (lambda t: t.replace("\n0.016000,", "\n0.016000,abc", 1), (), r"--data - line 4: '.*abc.*' in column ppg is not a "
                                                                    r"number \(an empty cell is a gap\)$"),

@@ -155,3 +155,64 @@ def test_force_over_an_earlier_run_removes_its_tensorboard_events_with_its_log(t
     assert main(args + ["--tensorboard"]) == 0 and (tmp_path / "run" / "tb").is_dir()
     assert main(args + ["--force"]) == 0             # a new run, without --tensorboard: the earlier events go
     assert not (tmp_path / "run" / "tb").exists() and len(read_log(tmp_path / "run" / LOG_FILE)) == 2
+
+
+def test_a_log_that_cannot_be_written_never_stops_the_run(tmp_path, capsys, monkeypatch):
+    """log.csv opened in a spreadsheet that locks it (Windows), made read-only, a full disk: one note line, the run
+    goes on; the rows go on to the file once it can be written, a note saying how many were missed; a resume that
+    cannot rewrite it keeps it as it was (said). Before: the PermissionError stopped the training run."""
+    import builtins
+
+    import sqtool.core.io as io_mod
+    import sqtool.core.trainlog as TL
+    log = TL.TrainLog(tmp_path, FINETUNE_COLUMNS)
+    log.row(fit="fold 1", epoch=1, loss=0.5)
+    real_open = builtins.open
+
+    def locked(path, *a, **kw):
+        if str(path).endswith(LOG_FILE):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *a, **kw)
+
+    monkeypatch.setattr(TL, "open", locked, raising=False)
+    for epoch in (2, 3):
+        log.row(fit="fold 1", epoch=epoch, loss=0.4)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "log.csv cannot be written (Permission denied): training goes on" in err
+    monkeypatch.undo()
+    log.row(fit="fold 1", epoch=4, loss=0.3)
+    assert "2 row(s) before this one are not in it" in capsys.readouterr().err
+    assert [r["epoch"] for r in read_log(tmp_path / LOG_FILE)] == ["1", "4"]
+
+    def refuse(*a, **kw):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(io_mod, "atomic_write_text", refuse)
+    log.keep(lambda r: r["epoch"] == "1")
+    assert "cannot be rewritten for the resume (Permission denied): kept as it was" in capsys.readouterr().err
+    assert [r["epoch"] for r in read_log(tmp_path / LOG_FILE)] == ["1", "4"]
+
+
+def test_tail_f_follows_a_whole_finetune_from_fold_to_fold(tmp_path):
+    """`tail -f RUN/log.csv` reads on from the file it opened: each fit's start (`start_fit`, which drops an earlier
+    try's rows) leaves the file in place when it drops none, so fold 2's rows reach a reader of fold 1's (before: the
+    file was replaced at every fold, and tail -f went quiet after fold 1)."""
+    from sqtool.core.trainlog import TrainLog, start_fit
+    log = TrainLog(tmp_path, FINETUNE_COLUMNS, fresh=True)
+    start_fit(log, "fold 1").add(0.5)
+    with open(tmp_path / LOG_FILE) as tail:
+        assert tail.read().splitlines()[1].startswith("fold 1,1,0.5,")
+        start_fit(log, "fold 2").add(0.4)
+        assert tail.read().startswith("fold 2,1,0.4,")
+    start_fit(log, "fold 2").add(0.3)                        # a resume training fold 2 again: its rows replaced
+    assert [(r["fit"], r["loss"]) for r in read_log(tmp_path / LOG_FILE)] == [("fold 1", "0.5"), ("fold 2", "0.3")]
+
+
+def test_a_log_every_past_the_run_says_its_log_has_no_train_rows(tmp_path, capsys):
+    """--log-every 1000 on an 8-step run: log.csv holds validations only, and one note line says so (before: said
+    nowhere, a loss column that never filled)."""
+    args = [a if a != "1" or PT[i - 1] != "--log-every" else "1000" for i, a in enumerate(PT)]
+    assert main(args + ["--out", str(tmp_path / "r")]) == 0
+    assert {r["kind"] for r in read_log(tmp_path / "r" / LOG_FILE)} == {"val"}
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "--log-every" in ln]
+    assert err == ["sqtool: note: --log-every 1000 is past this run's 8 steps: RUN/log.csv gets no train row (loss, lr, "
+                   "grad_norm), only validations; --log-every 1 gives train rows"]

@@ -157,7 +157,13 @@ def csv_options(p: Path) -> tuple[dict, bool]:
         raise SqtoolError(f"{p}: corrupt or unreadable CSV ({first_line(e)})")
     if not lines:
         raise SqtoolError(f"{p}: CSV has no data rows")
-    line, data = lines[0], lines[-1]
+    return sniff_csv(lines[0], lines[-1])
+
+
+def sniff_csv(line: str, data: str) -> tuple[dict, bool]:
+    """`csv_options` from a first line (a header or a row) and a data line (the next non-blank one; the first again
+    where there is none): a file's first two lines, or `predict --data -`'s header and first row on stdin."""
+    line, data = line.strip(), data.strip()
     semi = ";" in line and line.count(";") == data.count(";")
     sep = "\t" if "\t" in line else ";" if semi else "," if "," in line else ";" if ";" in line else r"\s+"
 
