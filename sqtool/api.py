@@ -216,8 +216,9 @@ class HrModel(_Built):
         are int16 device counts already."""
         from sqtool.firmware_bench import predict as P
         rec = _record(ppg, acc, fs, acc_fs, self.sensors, self.needs_acc, "HrModel.predict")
-        with self._lock, warnings.catch_warnings():          # predict's own path, one recording; filters as found (the torch
-                                                 # runtimes put torch's thread count back themselves)
+        # predict's own path, one recording, one call at a time; warning filters as found (the torch runtimes put
+        # torch's thread count back themselves)
+        with self._lock, warnings.catch_warnings():
             prep = P.prepare_spectral(self._cfg, self._art, [P.checked_record(rec)], self._tables, gains=gains)
             if self._tmp is None:
                 self._tmp = ScratchDir("sqtool-hrmodel-")
@@ -283,7 +284,7 @@ class HrStream:
                               "export's defaults), a number or one per channel in counts per unit (1: int16 counts); "
                               "'robust' needs the whole recording (HrModel.predict)")
         md = model._art.metadata
-        if gains is None or np.ndim(gains) == 0:                        # checked now; one per channel: at the first push
+        if gains is None or np.ndim(gains) == 0:                        # checked now; per channel: at the first push
             device_gains(gains, md["model_cfg"], self.fs, 1, 1)
         self.model, self.gains_given = model, gains
         self.runtime, _ = choose_runtime(model._cfg, model._art, [("the stream", self.fs)])
@@ -548,7 +549,7 @@ class TaskModel(_Built):
         last good sample; a window of 10 % or more flagged). Checks as `HrModel.predict`'s, one line each."""
         from sqtool.firmware_bench import predict as P
         rec = _record(ppg, acc, fs, acc_fs, self.sensors, self.needs_acc, "TaskModel.predict", every_sensor=True)
-        with self._lock, warnings.catch_warnings():          # predict's own path, one recording; filters as found
+        with self._lock, warnings.catch_warnings():    # predict's own path, one recording; filters as found
             prep = P.prepare_time_domain(self._cfg, self._art, [P.checked_record(rec)])
             if self._tmp is None:
                 self._tmp = ScratchDir("sqtool-taskmodel-")

@@ -10,7 +10,8 @@ open it as it is; a column a row has no value for (a validation row's lr) is emp
 (repr), so a killed-and-resumed run's log equals an uninterrupted run's in every column but TIME_COLUMNS.
 The file is opened per row (a few tens of microseconds): a resume's `keep` replaces it (temp file + os.replace), and
 a handle kept open would write on into the old file; `keep` replaces it only when it drops a row (every fit's
-`start_fit` calls it), so `tail -f` follows a whole fresh run (a resume that drops rows: `tail -F`). A row torn by a kill (no newline) is dropped by `keep`.
+`start_fit` calls it), so `tail -f` follows a whole fresh run (a resume that drops rows: `tail -F`). A row torn by a
+kill (no newline) is dropped by `keep`.
 
 With `tensorboard` the same rows go to RUN/tb as scalars (torch.utils.tensorboard, when the `tensorboard` package is
 importable: `pip install sqtool[tensorboard]`; without it one line says so and the CSV is written alone): pretrain's

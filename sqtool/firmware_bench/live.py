@@ -63,8 +63,9 @@ def predict_live(cfg: PredictConfig, rows=None, out=None) -> dict:
     art = R.load_artifacts(cfg.model)
     md = art.metadata
     if not R.is_spectral(md) or md.get("task", "hr") != "hr":
-        raise SqtoolError(f"--data - (stdin): {art.export_dir} is a {'spectral' if R.is_spectral(md) else 'time-domain'}"
-                          f" '{md.get('task')}' model; a live stream runs spectral heart-rate exports (sqtool.HrStream):"
+        kind = "spectral" if R.is_spectral(md) else "time-domain"
+        raise SqtoolError(f"--data - (stdin): {art.export_dir} is a {kind} '{md.get('task')}' model; a live stream "
+                          "runs spectral heart-rate exports (sqtool.HrStream):"
                           " give this one a recording file as --data")
     check_gains_count(gains, cfg.gains, md)
     spectral_runtime(cfg.runtime)
