@@ -32,8 +32,9 @@ def predict_live(cfg: PredictConfig, rows=None, out=None) -> dict:
     PLETH -> ppg, accx -> acc_x, ...); a time column is skipped), at --fs Hz, quantised with fixed --gains (device,
     1, numbers: robust needs the whole recording), through one `sqtool.api.HrStream`: each window's row is printed on
     `out` (None = stdout) and appended to RUN/stdin.csv as soon as its last row has arrived. EOF or Ctrl-C ends it
-    with summary.json of what was read (Ctrl-C then raises on: exit 130, the rows kept). A bad row is one line
-    naming its line number (the rows before it kept, no summary: an unfinished run)."""
+    with summary.json of what was read (Ctrl-C then raises on: exit 130, the rows kept). A bad first row is one line
+    naming its line number (no summary: an unfinished run); a garbled row after a good one (a wrong width, a cell that
+    is no number: a line cut by a reconnect) is a gap sample, said once and counted (garbled_rows)."""
     import itertools
     import sys
 
@@ -88,14 +89,21 @@ def predict_live(cfg: PredictConfig, rows=None, out=None) -> dict:
     save_config(run_dir, cfg)
     n = windows = flagged = no_pulse = 0
     interrupted, saturated = False, False                           # said once (`hr_spectra.saturation_note`)
+    garbled, garbled_said = [], False                               # rows read as gaps (`_parse_rows`)
     with open(run_dir / LIVE_CSV, "w") as csv:
         for f in (out, csv):
             print(",".join(LIVE_COLUMNS), file=f, flush=True)
         try:
             for first, lines in batches:
-                x = _parse_rows(lines, first, feed, width, names, sep, decimal)   # (n, k [+ 3]), NaN = gap
+                # (n, k [+ 3]), NaN = gap; a garbled row once a good one was read: a gap, said once and counted
+                x = _parse_rows(lines, first, feed, width, names, sep, decimal, garbled, good=n > 0)
                 if not len(x):
                     continue
+                if garbled and not garbled_said:
+                    print(f"sqtool: note: {garbled[0]}: read as a gap, as every garbled row after the first good one "
+                          "(a line cut by a reconnect); counted in summary.json (garbled_rows)", file=sys.stderr,
+                          flush=True)
+                    garbled_said = True
                 res = stream.push(x[:, :k], x[:, k:] if model.needs_acc else None)
                 if not saturated:
                     note = saturation_note(x.T, stream.gains, [names[j] for j in feed], f"--data - line {first}")
@@ -122,7 +130,9 @@ def predict_live(cfg: PredictConfig, rows=None, out=None) -> dict:
                "recordings": [{"record_id": "stdin", "fs_in": cfg.fs, "channels_fed": channels_fed,
                                **({"gains": dict(zip(channels_fed, (float(g) for g in stream.gains)))}
                                   if stream.gains is not None else {}),
-                               "rows": n, "seconds": n / cfg.fs, "windows": windows, "flagged_windows": flagged,
+                               "rows": n, "garbled_rows": len(garbled), **({"first_garbled": garbled[0]} if garbled
+                                                                           else {}),
+                               "seconds": n / cfg.fs, "windows": windows, "flagged_windows": flagged,
                                "scored_windows": windows - flagged, "no_pulse_windows": no_pulse,
                                "csv": LIVE_CSV, "plot": None}],
                "columns": {"time_s": "end of the window (s from the first row): when the device reports it",
@@ -135,7 +145,8 @@ def predict_live(cfg: PredictConfig, rows=None, out=None) -> dict:
     drop_earlier(run_dir, {LIVE_CSV}, EARLIER)
     model.close()
     print(f"predict ({stream.runtime}) -> {run_dir}: {windows} windows from {n:,} rows ({n / cfg.fs:.1f} s at "
-          f"{cfg.fs:g} Hz), {flagged} flagged; rows in {LIVE_CSV}, summary.json", file=sys.stderr)
+          f"{cfg.fs:g} Hz), {flagged} flagged" + (f", {len(garbled)} garbled rows read as gaps" if garbled else "")
+          + f"; rows in {LIVE_CSV}, summary.json", file=sys.stderr)
     if interrupted:
         raise KeyboardInterrupt
     return summary
@@ -223,26 +234,34 @@ def _header_line(batches) -> tuple[int, str, tuple[int, list[str]]]:
 
 
 def _parse_rows(lines: list[str], first: int, feed: list[int], width: int, names: list[str], sep: str = ",",
-                decimal: str = ".") -> np.ndarray:
+                decimal: str = ".", garbled: list[str] | None = None, good: bool = True) -> np.ndarray:
     """Rows of --data - (fields at `sep`, numbers with `decimal`'s mark) -> (n, len(feed)) float64 of the fed columns
-    (an empty cell, nan, inf: a gap, NaN); a blank line skipped; a row of another width, or a cell that is no number,
-    one line naming its line number."""
+    (an empty cell, nan, inf: a gap, NaN); a blank line skipped. A row of another width, or a cell that is no number:
+    once a good row was read (`good`: before these lines) a gap sample, what is wrong with it appended to `garbled`
+    (a serial line cut by a reconnect must not end a live run); before any, one line naming its line number (the rows
+    are not what the header says)."""
     x = np.empty((len(lines), len(feed)))
     n = 0
     for i, ln in enumerate(lines):
         if not ln.strip():
             continue
-        cells = _cells(ln, sep)
+        cells, why = _cells(ln, sep), None
         if len(cells) != width:
-            raise SqtoolError(f"--data - line {first + i}: {len(cells)} values, the header has {width} columns "
-                              f"({', '.join(names)})")
-        for j, c in enumerate(feed):
+            why = f"--data - line {first + i}: {len(cells)} values, the header has {width} columns ({', '.join(names)})"
+        for j, c in enumerate(feed if why is None else ()):
             t = cells[c].strip()
             t = t.replace(",", ".") if decimal == "," else t
             try:
                 x[n, j] = float(t) if t else np.nan
             except ValueError:
-                raise SqtoolError(f"--data - line {first + i}: {t[:40]!r} in column {names[c]} is not a number "
-                                  "(an empty cell is a gap)") from None
+                why = (f"--data - line {first + i}: {t[:40]!r} in column {names[c]} is not a number (an empty cell is "
+                       "a gap)")
+                break
+        if why is not None:
+            if not good or garbled is None:
+                raise SqtoolError(why)
+            garbled.append(why)
+            x[n] = np.nan                                            # the sample it was: a gap, the clock kept
+        good = True
         n += 1
     return x[:n]

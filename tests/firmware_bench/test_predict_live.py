@@ -218,9 +218,9 @@ def test_counts_wider_than_int16_at_gains_1_are_said(spec_export_dir, wrist, tmp
 
 
 @pytest.mark.parametrize("edit, extra, match", [
-    (lambda t: t.replace("\n0.016000,", "\n0.016000,abc", 1), (), r"--data - line 4: '.*abc.*' in column ppg is not a "
+    (lambda t: t.replace("\n0.000000,", "\n0.000000,abc", 1), (), r"--data - line 2: '.*abc.*' in column ppg is not a "
                                                                    r"number \(an empty cell is a gap\)$"),
-    (lambda t: t.replace("\n0.024000,", "\n0.024000,1,", 1), (), r"--data - line 5: 7 values, the header has 6 "
+    (lambda t: t.replace("\n0.000000,", "\n0.000000,1,", 1), (), r"--data - line 2: 7 values, the header has 6 "
                                                                  r"columns \(time, ppg, ppg2, acc_x, acc_y, acc_z\)$"),
     (lambda t: t.replace(",acc_z\n", ",foo\n", 1), (), r"--data - line 1: column 'foo' read as none of the model's "
                                                        r"channels \(ppg, ppg2, acc_x, acc_y, acc_z; a time column"),
@@ -236,6 +236,30 @@ def test_bad_stdin_is_one_line(spec_export_dir, wrist, tmp_path, monkeypatch, ca
     rc = live(spec_export_dir, edit(rows_csv(x[:200], fs)), tmp_path / "p", *extra, monkeypatch=monkeypatch)
     err = capsys.readouterr().err.strip()
     assert rc != 0 and len(err.splitlines()) == 1 and re.search(match, err), err
+
+
+def test_garbled_rows_after_a_good_one_are_gaps_said_once(spec_export_dir, model, wrist, tmp_path, monkeypatch,
+                                                          capsys):
+    """A live device's line cut by a reconnect (too few values, a torn number) after the first good row does not end
+    the run: each is a gap sample (the windows are those of NaN rows there), one note line names the first, and
+    summary.json counts them; a bad first row stays one error line (above)."""
+    x, fs = wrist
+    x = x[:1500].copy()
+    lines = rows_csv(x, fs).splitlines()
+    lines[300] = lines[300][:9]                                  # cut mid-row: fewer values
+    lines[700] = lines[700].replace(",", ",1.2.3", 1)            # a torn number in column ppg
+    assert live(spec_export_dir, "\n".join(lines) + "\n", tmp_path / "p", monkeypatch=monkeypatch) == 0
+    cap = capsys.readouterr()
+    notes = [ln for ln in cap.err.splitlines() if "read as a gap" in ln]
+    assert len(notes) == 1 and notes[0].startswith("sqtool: note: --data - line 301: "), notes
+    assert "2 garbled rows read as gaps" in cap.err.splitlines()[-1]
+    gapped = x.copy()
+    gapped[[299, 699]] = np.nan                                  # rows 300 and 700 of the CSV (line 1 the header)
+    ref = streamed(model, gapped, fs, None)
+    out = cap.out.splitlines()
+    assert [ln.split(",") for ln in out[1:]] == cells(ref)
+    s = json.loads((tmp_path / "p" / "summary.json").read_text())["recordings"][0]
+    assert s["rows"] == 1500 and s["garbled_rows"] == 2 and s["first_garbled"].startswith("--data - line 301: ")
 
 
 def test_stdin_needs_fs(spec_export_dir, capsys):
