@@ -524,6 +524,10 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         raise SqtoolError(f"--gains {cfg.gains}: {art.export_dir} is a time-domain model, whose stream normalises "
                           "each window itself (the model's contract): the scale of the samples does not reach "
                           "it; --gains is for spectral heart-rate models", code=2)
+    if records is None and cfg.data != "-" and cfg.fs is not None:   # it was read nowhere: never silently
+        raise SqtoolError(f"--fs {cfg.fs:g} is the rate of --data - (stdin) rows; a file's rate comes from its time "
+                          "column or its own header (NPZ fs, WFDB, EDF, E4), or a dataset.yaml's fs: for a CSV "
+                          "without a time column", code=2)
     if records is None and cfg.data == "-":        # stdin: a live device's rows (`live.predict_live`)
         from sqtool.firmware_bench.live import predict_live
         return predict_live(cfg)

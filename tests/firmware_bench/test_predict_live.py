@@ -330,3 +330,14 @@ def test_a_troika_recording_piped_in_gives_the_streams_windows(spec_export_dir, 
     got = [ln.split(",") for ln in out.decode().splitlines()[1:]]
     assert len(got) == 148 and got == cells(streamed(model, x, 125.0, None))
     assert got == cells(model.predict(x[:, :2], x[:, 2:], 125.0, gains=None))
+
+
+def test_fs_on_a_file_is_refused_not_ignored(spec_export_dir, wrist, tmp_path, capsys):
+    """--fs is stdin's: given with a recording file it was read nowhere (the file's time column set the rate)."""
+    x, fs = wrist
+    (tmp_path / "w.csv").write_text(rows_csv(x[:1500], fs))
+    rc = main(["predict", "--model", str(spec_export_dir), "--data", str(tmp_path / "w.csv"), "--fs", "64",
+               "--out", str(tmp_path / "p")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "--fs 64 is the rate of --data - (stdin) rows" in err, err
+    assert not (tmp_path / "p").exists()
