@@ -165,6 +165,12 @@ class _Built:
     def __reduce__(self):
         return type(self), (str(self.export_dir), self._cfg.runtime)
 
+    def _work(self) -> Path:
+        """The folder the runtimes are built into, made on first use (a ScratchDir: gone with the model)."""
+        if self._tmp is None:
+            self._tmp = ScratchDir(f"sqtool-{type(self).__name__.lower()}-")
+        return Path(self._tmp.name)
+
     def close(self) -> None:
         """Remove the built runtimes' temporary folder now (else when the model is garbage-collected)."""
         self._runners.clear()
@@ -220,9 +226,7 @@ class HrModel(_Built):
         # torch's thread count back themselves)
         with self._lock, warnings.catch_warnings():
             prep = P.prepare_spectral(self._cfg, self._art, [P.checked_record(rec)], self._tables, gains=gains)
-            if self._tmp is None:
-                self._tmp = ScratchDir("sqtool-hrmodel-")
-            outs, _, _ = P.run_spectral(self._art, prep, Path(self._tmp.name), self._runners)
+            outs, _, _ = P.run_spectral(self._art, prep, self._work(), self._runners)
         r, o = prep["recs"][0], outs[0]
         return self._result(r.t0 + self.window_s, o, prep["runtime"])
 
@@ -238,9 +242,7 @@ class HrModel(_Built):
         """The runtime `name`, built once into the model's temporary folder (`predict.built_runtime`)."""
         from sqtool.firmware_bench.predict import built_runtime
         with self._lock:
-            if self._tmp is None:
-                self._tmp = ScratchDir("sqtool-hrmodel-")
-            return built_runtime(self._art, name, Path(self._tmp.name), self._runners)
+            return built_runtime(self._art, name, self._work(), self._runners)
 
     def stream(self, fs, acc_fs=None, gains=None) -> "HrStream":
         """A live stream of one device at fs Hz: `HrStream.push(ppg, acc)` chunk by chunk, each 8 s window's
@@ -551,9 +553,7 @@ class TaskModel(_Built):
         rec = _record(ppg, acc, fs, acc_fs, self.sensors, self.needs_acc, "TaskModel.predict", every_sensor=True)
         with self._lock, warnings.catch_warnings():    # predict's own path, one recording; filters as found
             prep = P.prepare_time_domain(self._cfg, self._art, [P.checked_record(rec)])
-            if self._tmp is None:
-                self._tmp = ScratchDir("sqtool-taskmodel-")
-            outs, _, columns = P.run_time_domain(self._art, prep, Path(self._tmp.name), self._runners)
+            outs, _, columns = P.run_time_domain(self._art, prep, self._work(), self._runners)
         cols = {k: _frozen(v) for k, v in P.output_values(outs[0], columns).items()}
         return TaskResult(t_end_s=_frozen(prep["recs"][0].t0 + self.window_s), columns=MappingProxyType(cols),
                           model_sha256=self.model_sha256, runtime=prep["runtime"])

@@ -156,10 +156,10 @@ def live_header(head: str, line_no: int, sensors, needs_acc: bool, sep: str = ",
     """The header of --data - (fields split at `sep`: `generic.sniff_csv`'s) -> (the column index feeding each stream
     row: the PPG sensors the header has, in the model's order, then acc x, y, z; k, those PPG columns; the columns a
     row has); a time column is left unread. One line for a header of numbers, a missing, repeated or unknown column."""
-    from sqtool.data.readers.generic import TIME_NAMES, canonical
+    from sqtool.data.readers.generic import TIME_NAMES, canonical, is_number
     cells = [c.strip() for c in _cells(head, sep)]
     where = f"--data - line {line_no}"
-    if all(_number(c) for c in cells):
+    if all(is_number(c) for c in cells):
         raise SqtoolError(f"{where} ({head.strip()[:60]}) is no header: the first row names the columns, e.g. "
                           f"{','.join([sensors[0], *(['acc_x', 'acc_y', 'acc_z'] if needs_acc else [])])}")
     names = [canonical(c) for c in cells]
@@ -184,14 +184,6 @@ def live_header(head: str, line_no: int, sensors, needs_acc: bool, sep: str = ",
 def _cells(line: str, sep: str) -> list[str]:
     """A row's fields at the sniffed separator (r"\\s+": any whitespace)."""
     return line.split() if sep == r"\s+" else line.split(sep)
-
-
-def _number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 def _line_batches(rows):

@@ -125,7 +125,8 @@ def canonical(name: str) -> str:
 
 # ----------------------------------------------------------------------------- CSV
 
-def _is_number(t: str, decimal: str = ".") -> bool:
+def is_number(t: str, decimal: str = ".") -> bool:
+    """Whether a CSV field is a number (with `decimal`'s mark)."""
     try:
         float(t.replace(",", ".") if decimal == "," else t)
         return True
@@ -169,8 +170,8 @@ def sniff_csv(line: str, data: str) -> tuple[dict, bool]:
 
     def fields(s: str) -> list[str]:
         return [t.strip().strip('"') for t in re.split(sep, s) if t.strip()]
-    decimal = "," if sep != "," and any(_is_number(t, ",") for t in fields(data) if "," in t) else "."
-    header = not all(_is_number(t, decimal) for t in fields(line))
+    decimal = "," if sep != "," and any(is_number(t, ",") for t in fields(data) if "," in t) else "."
+    header = not all(is_number(t, decimal) for t in fields(line))
     kw = {"sep": sep, "header": 0 if header else None, "decimal": decimal,
           **({"engine": "python"} if sep == r"\s+" else {})}
     return kw, header
