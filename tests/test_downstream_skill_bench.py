@@ -2,7 +2,6 @@
 import argparse
 
 import numpy as np
-import pytest
 
 from bench_scripts import load_benchmark
 from tests.strict_json import strict_loads

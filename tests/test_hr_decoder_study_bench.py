@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from bench_scripts import SCALE, assert_bad_dumps_refused, load_benchmark, write_dump
+from bench_scripts import assert_bad_dumps_refused, load_benchmark, write_dump
 from sqtool.models.decoder import DecoderCfg, decode_float
 from sqtool.models.hr_bins import select_decoder
 

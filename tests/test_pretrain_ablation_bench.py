@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 from tests.strict_json import strict_loads
 
 ROOT = Path(__file__).resolve().parent.parent

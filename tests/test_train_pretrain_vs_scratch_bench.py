@@ -1,7 +1,6 @@
 """benchmarks/train_pretrain_vs_scratch.py: the trivial predictor on a run's own folds (quality: per source), the
 per-source AUROCs, every difference with its direction, and the report's statement of what pretraining saw."""
 import numpy as np
-import pytest
 
 from bench_scripts import load_benchmark
 from tests.strict_json import strict_loads

@@ -24,7 +24,6 @@ reads both).
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import re

@@ -34,7 +34,6 @@ known heart rate / respiratory rate / AF and artifacts: the embedded default for
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import string
 from pathlib import Path
 

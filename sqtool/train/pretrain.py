@@ -685,7 +685,7 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
     `refusal_cleanup` (the CLI's: the run folder it made, if it holds only its config.yaml)."""
     import torch
 
-    from sqtool.models import create_model, get_model_cfg
+    from sqtool.models import create_model
     from sqtool.train import loop
     from sqtool.core.checkpoint import load_checkpoint, save_checkpoint
 

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from sqtool.cli import main
-from sqtool.core import SqtoolError
 from sqtool.data.clocklag import AGREE_MIN, SPREAD_MIN_BPM, clock_lag
 from sqtool.data.dataset_file import load_builtin, load_dataset_file
 

@@ -109,7 +109,7 @@ def test_empty_folder_and_no_matches(tmp_path):
 
 
 def test_relative_paths_resolve_from_the_yaml_not_the_cwd(tmp_path, monkeypatch):
-    p = yaml(tmp_path / "proj", BASE + "labels: {hr: {column: hr}}\n")
+    yaml(tmp_path / "proj", BASE + "labels: {hr: {column: hr}}\n")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)

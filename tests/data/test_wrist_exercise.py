@@ -10,7 +10,6 @@ import pytest
 from sqtool.core import SqtoolError
 from sqtool.data.ecg import beats_window_hr, ecg_window_hr, window_starts
 from sqtool.data.readers import detect_kind, inspect_path, read_dataset
-from sqtool.data.readers import wrist_exercise as W
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 FS = 256

@@ -611,7 +611,6 @@ def test_decoder_temperature_folds_into_the_logit_scale_once():
     DecoderCfg already resolved (what the C tables were rendered from) is used as is, not re-scaled."""
     from types import SimpleNamespace
     from sqtool.export.pipeline import decoder_config
-    from sqtool.models.decoder import DecoderCfg
     g = SimpleNamespace(output_scale=0.12)
     mc = {"arch": {"bins_bpm": [30.0, 229.5, 1.5]}, "decoder": {"bins_bpm": [30.0, 229.5, 1.5], "sigma_bpm": 4.0,
                                                                  "floor": 1e-3, "temperature": 3.0}}

@@ -470,7 +470,7 @@ def test_the_noise_stream_turns_no_pulse_on_and_its_numbers_are_the_references(w
     run's last window (the first it can: result 31 of a 32-window run) for a dozen hops: one sensor and two, under a
     prefix. (The stream was 60 s, fixed, when the run was 16 windows: at 32 it never turned on.)"""
     import numpy as np
-    from sqtool.export.kit import NOISE_HOPS_AFTER, noise_check, results_checksum, xorshift_noise
+    from sqtool.export.kit import NOISE_HOPS_AFTER, results_checksum, xorshift_noise
     from sqtool.export.pipeline import NO_PULSE_WINDOWS
     from sqtool.export.pipeline import parse_results
     kit = request.getfixturevalue(which)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from fwb_helpers import write_wrist_npz
 
 from sqtool.cli import main

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import torch
 
-import sqtool.train.finetune_af as FA
 from sqtool.cli import main
 from sqtool.core import SqtoolError
 from sqtool.core.checkpoint import load_checkpoint

@@ -392,7 +392,6 @@ def test_axis_drop_leaves_some_axes_still_but_never_the_strongest():
 
 def test_training_with_motion_runs_and_zero_frac_changes_nothing():
     cfg = get_model_cfg("spec_student_xs")
-    bins = bin_grid(cfg)
     x, y = _peak_spectra(96, cfg, np.random.default_rng(0))
     runs = [_fit(cfg, x, y, BinTrainCfg(epochs=2, motion_frac=frac))[1] for frac in (0.0, 0.0, 0.5)]
     assert runs[0] == runs[1] and runs[2] != runs[0] and all(np.isfinite(runs[2]))

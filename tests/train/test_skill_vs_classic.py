@@ -1,7 +1,6 @@
 """A model that loses to the classic method is flagged, in metrics and on the command's last line, as 'no skill'
 is (audit find_clin 5: `vs_classic` was computed and never read)."""
 import numpy as np
-import pytest
 from types import SimpleNamespace
 
 from sqtool.core import metrics as M
