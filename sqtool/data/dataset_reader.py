@@ -918,6 +918,7 @@ def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: 
             rec.meta.setdefault("label_first_row", {})[name] = float(np.nanmin(t))
         if not src.offset_s:                                       # shifted: on_window_grid read the file's own
             t = on_window_grid(t, ds, f, name)
+        t, v = one_row_per_start(t, v, f, name)
         lack = windows_without_rows(t, ds, name, rec, f)           # no value: NaN, left out and counted
         t, v = np.concatenate([t, lack]), np.concatenate([np.asarray(v, np.float64), np.full(len(lack), np.nan)])
         order = np.argsort(t, kind="stable")        # rows in any order: window_label / interpolation need time order
@@ -993,6 +994,28 @@ def shifted_rows(t: np.ndarray, v: np.ndarray, ds: DatasetFile, name: str, rec: 
     if early.any():
         rec.meta.setdefault("label_rows_before_start", {})[name] = int(early.sum())
     return t[~early], v[~early]
+
+
+def one_row_per_start(t: np.ndarray, v: np.ndarray, f: Path, name: str):
+    """Label file `f`'s rows (starts `t` on the window grid, values `v`) with one row per window start: a row that
+    repeats another's start and value (written twice by a logger) is read once; two rows of one start with different
+    values (two references merged into one file, a file appended to with other values) is one line naming the file,
+    as a table's two disagreeing rows are: the window's truth would be either one."""
+    idx = np.flatnonzero(np.isfinite(t))
+    o = idx[np.argsort(t[idx], kind="stable")]
+    same = t[o][1:] == t[o][:-1]
+    if not same.any():
+        return t, v
+    a, b = v[o][:-1], v[o][1:]
+    clash = same & ~((a == b) | (np.isnan(a) & np.isnan(b)))
+    if clash.any():
+        i = int(np.argmax(clash))
+        raise SqtoolError(f"{f}: label '{name}' has {int(clash.sum())} window start(s) with rows that disagree, e.g. "
+                          f"{t[o][i]:g} s: {a[i]:g} and {b[i]:g}: a window's truth would be either; keep one row "
+                          "per window start (two references in one file?)")
+    keep = np.ones(len(t), bool)
+    keep[o[1:][same]] = False
+    return t[keep], v[keep]
 
 
 def not_before_start(t: np.ndarray, ds: DatasetFile, name: str, rec: Record, f: Path, tcol: str) -> None:
