@@ -89,6 +89,25 @@ def test_the_streams_gains_are_the_devices_not_the_recordings(model, wrist):
     assert np.array_equal(model.predict(ppg, acc, fs).hr_bpm, model.predict(ppg, acc, fs, gains="robust").hr_bpm)
 
 
+def test_counts_wider_than_int16_under_the_streams_gains_are_said_once(model, wrist, capsys):
+    """An 18-bit optical front end's counts (DC ~120,000) under the stream's default gains: every PPG sample is read
+    as int16's rail and every window flagged; one note line says so and what to give, once a stream (reset: again),
+    as predict says it (before: said nowhere). Counts that fit say nothing."""
+    ppg, acc, fs = wrist
+    wide = 120000 + 40 * ppg
+    s = model.stream(fs)
+    res = streamed(s, wide, acc, chunked(len(ppg), [500]))
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "past int16" in ln]
+    assert len(err) == 1 and res["flagged"][1:].all(), err                # every window but the first
+    assert err[0].startswith("sqtool: note: HrModel.stream sample 1: with gains ")
+    assert "100 % of ppg's, 100 % of ppg2's samples are past int16's +-32767" in err[0] and "below 1" in err[0]
+    s.reset()
+    s.push(wide[:10], acc[:10])
+    assert "past int16" in capsys.readouterr().err
+    streamed(model.stream(fs), ppg, acc, chunked(len(ppg), [500]))
+    assert "past int16" not in capsys.readouterr().err
+
+
 def test_a_chunk_reports_the_windows_it_completed(model, wrist):
     ppg, acc, fs = wrist
     s = model.stream(fs)
