@@ -456,7 +456,9 @@ class HrStream:
                 self._start(x.shape[0] - (3 if self.model.needs_acc and acc is None else 0))
         bad = ~np.isfinite(x)
         gap = bad.any(axis=0)                                           # (n,) a sample with any channel missing
-        self._say_saturation(x)
+        self._say_saturation(x, 0)
+        if acc is not None:                                             # the accelerometer's rows at acc_fs
+            self._say_saturation(acc, self.k)
         x16 = to_int16(np.where(bad, 0.0, x), self.gains[:len(x)])      # gap samples: the device holds them
         if acc is not None:                                             # beside the resampled accelerometer
             x16, gap = self._paired(x16, gap, acc)
@@ -468,18 +470,19 @@ class HrStream:
         fe, tab = self.model._tables[self.fs]
         return self.model._result(index * tab.hop / float(fe.fs) + self.model.window_s, o, self.runtime)
 
-    def _say_saturation(self, x: np.ndarray) -> None:
-        """One note line, the first time the fixed gains put over 1 % of a row's samples of chunk x (C, n) past
-        int16 (`hr_spectra.saturation_note`): a PPG read as the rail, every window flagged, as predict says it (a
-        stream's default gains on an 18-bit front end's counts flagged every window, said nowhere)."""
+    def _say_saturation(self, x: np.ndarray, row: int) -> None:
+        """One note line, the first time the fixed gains put over 1 % of a row's samples of chunk x (C, n), the
+        stream's rows from `row` on (0: the PPG's, then acc x, y, z), past int16 (`hr_spectra.saturation_note`): a
+        PPG read as the rail, every window flagged, as predict says it (a stream's default gains on an 18-bit front
+        end's counts flagged every window, said nowhere; so did acc in m/s^2 for g)."""
         import sys
 
         from sqtool.core.model_cfg import ACC_AXES
         from sqtool.data.hr_spectra import saturation_note
         if self.saturation_said:
             return
-        rows = [*self.model.sensors[:self.k], *ACC_AXES][:len(x)]
-        note = saturation_note(x, self.gains[:len(x)], rows, f"{self.source} sample {self.n + 1}")
+        rows = [*self.model.sensors[:self.k], *ACC_AXES][row:row + len(x)]
+        note = saturation_note(x, self.gains[row:row + len(x)], rows, f"{self.source} sample {self.n + 1}")
         if note:
             print(note, file=sys.stderr, flush=True)
             self.saturation_said = True

@@ -259,6 +259,19 @@ def test_an_accelerometer_at_its_own_rate_streams_through_the_kits_resampler(acc
     m.close()
 
 
+@needs_gcc
+def test_an_accelerometer_past_int16_at_its_own_rate_is_said(acc_export, wrist, capsys):
+    """Acceleration in m/s^2 where the stream reads g (9.8 x the default gain is past int16 on the gravity axis),
+    through the kit's resampler: one note line naming the axis (before: said nowhere)."""
+    ppg, acc, fs = wrist
+    m = sqtool.load_model(acc_export)
+    s = m.stream(fs, acc_fs=62.5)
+    s.push(ppg[:1000], acc[:1000:2] * 9.80665)
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "past int16" in ln]
+    assert len(err) == 1 and "% of acc_z's samples are past int16" in err[0] and "acc_x" not in err[0], err
+    m.close()
+
+
 def test_hrstream_is_on_the_package():
     import sqtool
     import sqtool.api
