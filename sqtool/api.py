@@ -289,6 +289,7 @@ class HrStream:
         if gains is None or np.ndim(gains) == 0:                        # checked now; per channel: at the first push
             device_gains(gains, md["model_cfg"], self.fs, 1, 1)
         self.model, self.gains_given = model, gains
+        self.source = "HrModel.stream"                                  # named in its note lines (predict: --data -)
         self.runtime, _ = choose_runtime(model._cfg, model._art, [("the stream", self.fs)])
         if self.runtime not in STREAMED:
             raise SqtoolError(f"{where}: runtime {self.runtime} does not stream; streams run on the C pipeline "
@@ -324,6 +325,7 @@ class HrStream:
         self.state = self.fe = self.decoder = None
         self.flat: list[int] = []                                       # no_pulse's run (`no_pulse_next`)
         self.closed = False
+        self.saturation_said = False                                    # `_say_saturation`: once a stream
         if self.acc_rs is not None:                                     # the accelerometer at its own rate:
             self.acc_rs.reset()
             self.acc_gaps = GapsAtRate(self.acc_fs, self.fs)            # its gap flags brought to fs
@@ -454,6 +456,9 @@ class HrStream:
                 self._start(x.shape[0] - (3 if self.model.needs_acc and acc is None else 0))
         bad = ~np.isfinite(x)
         gap = bad.any(axis=0)                                           # (n,) a sample with any channel missing
+        self._say_saturation(x, 0)
+        if acc is not None:                                             # the accelerometer's rows at acc_fs
+            self._say_saturation(acc, self.k)
         x16 = to_int16(np.where(bad, 0.0, x), self.gains[:len(x)])      # gap samples: the device holds them
         if acc is not None:                                             # beside the resampled accelerometer
             x16, gap = self._paired(x16, gap, acc)
@@ -464,6 +469,23 @@ class HrStream:
             o, index = self._windows(x16, gap)
         fe, tab = self.model._tables[self.fs]
         return self.model._result(index * tab.hop / float(fe.fs) + self.model.window_s, o, self.runtime)
+
+    def _say_saturation(self, x: np.ndarray, row: int) -> None:
+        """One note line, the first time the fixed gains put over 1 % of a row's samples of chunk x (C, n), the
+        stream's rows from `row` on (0: the PPG's, then acc x, y, z), past int16 (`hr_spectra.saturation_note`): a
+        PPG read as the rail, every window flagged, as predict says it (a stream's default gains on an 18-bit front
+        end's counts flagged every window, said nowhere; so did acc in m/s^2 for g)."""
+        import sys
+
+        from sqtool.core.model_cfg import ACC_AXES
+        from sqtool.data.hr_spectra import saturation_note
+        if self.saturation_said:
+            return
+        rows = [*self.model.sensors[:self.k], *ACC_AXES][row:row + len(x)]
+        note = saturation_note(x, self.gains[row:row + len(x)], rows, f"{self.source} sample {self.n + 1}")
+        if note:
+            print(note, file=sys.stderr, flush=True)
+            self.saturation_said = True
 
     def _windows(self, x16: np.ndarray, gap) -> tuple[dict, np.ndarray]:
         """(predict's columns of the windows this chunk completed, their indices)."""

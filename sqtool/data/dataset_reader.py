@@ -379,10 +379,11 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid 
     return cols, names, {n: float(rec.fs) for n in names}, None, sig.shape[0], start
 
 
-def _csv_columns(ds: DatasetFile, p: Path, optional_time: bool = False, unit_key: str = ""):
+def _csv_columns(ds: DatasetFile, p: Path, optional_time: bool = False, unit_key: str = "", own_unit: bool = True):
     """`_columns` of a CSV file, its time column `ds.time_column` in `ds.time_unit`; `optional_time`: a file without
     that column is read without one (a stream file whose channel gives its own fs); `unit_key`: where the dataset
-    file sets this file's time_unit, for the hints ("channels.acc_x": a stream file's; "": the top level)."""
+    file sets this file's time_unit, for the hints ("channels.acc_x": a stream file's; "": the top level);
+    `own_unit` False: that key has none, the file takes the top level's (the recording file's, which read as it)."""
     from sqtool.data.readers._common import drop_repeated_rows, read_csv, time_grid
     from sqtool.data.readers.generic import csv_options, read_times
     where = str(p)
@@ -403,7 +404,9 @@ def _csv_columns(ds: DatasetFile, p: Path, optional_time: bool = False, unit_key
         grid = time_grid(t, f"{where}: column '{ds.time_column}'",
                          ms_hint=f"add time_unit: ms to {at}{ds.path.name}" if ds.time_unit == "s" else None,
                          unit_hint=(TIME_UNITS[ds.time_unit], f"drop time_unit: {ds.time_unit} from {at}{ds.path.name} "
-                                    "(the column is in seconds)") if ds.time_unit != "s" else None,
+                                    "(the column is in seconds)" if own_unit else f"add time_unit: s to {at}"
+                                    f"{ds.path.name} (the column is in seconds; the top level's time_unit: "
+                                    f"{ds.time_unit} is the recording file's)") if ds.time_unit != "s" else None,
                          start=start)
     return {c: df[c] for c in names}, names, {}, grid, len(df), start
 
@@ -599,7 +602,8 @@ def read_streams(ds: DatasetFile, p: Path, channels: dict[str, Channel], own: St
                               "from the recording's folder)")
         key = (q, spec.time_column, spec.time_unit)
         if key not in files:
-            files[key] = _read_stream(ds, q, ch, spec)
+            readers = [c for c, o in channels.items() if (o.file, o.time_column, o.time_unit) == (spec.file,) + key[1:]]
+            files[key] = _read_stream(ds, q, ch, spec, readers)
         out[ch] = files[key]
     align_streams(own, list(files.values()))
     return own, out
@@ -635,15 +639,17 @@ def fill_path(ds: DatasetFile, p: Path, path: str, file: str | None = None) -> P
     return Path(os.path.normpath(path))
 
 
-def _read_stream(ds: DatasetFile, q: Path, ch: str, spec: Channel) -> Stream:
+def _read_stream(ds: DatasetFile, q: Path, ch: str, spec: Channel, readers: list[str]) -> Stream:
     """Stream file `q` of channel `ch`: its time column (the channel's, else the top level's; a file without it
-    whose channel gives fs is read at that rate) and unit; an E4 file: its header's start and rate."""
+    whose channel gives fs is read at that rate) and unit; an E4 file: its header's start and rate. `readers`: the
+    channels read from it (acc_x, acc_y, acc_z), each named where a hint says to set their time_unit."""
     if ds.format == "e4":
         return _e4_stream(ds, q)
     view = dataclasses.replace(ds, time_column=spec.time_column or ds.time_column,
                                time_unit=spec.time_unit or ds.time_unit)
     cols, names, _, grid, n, start = _csv_columns(view, q, optional_time=spec.fs is not None,
-                                                  unit_key=f"channels.{ch}")
+                                                  unit_key=", ".join(f"channels.{c}" for c in readers),
+                                                  own_unit=spec.time_unit is not None)
     if grid is None:
         view = dataclasses.replace(view, time_column=None)
     s = Stream(q, view, cols, names, grid, n, start)
@@ -918,6 +924,7 @@ def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: 
             rec.meta.setdefault("label_first_row", {})[name] = float(np.nanmin(t))
         if not src.offset_s:                                       # shifted: on_window_grid read the file's own
             t = on_window_grid(t, ds, f, name)
+        t, v = one_row_per_start(t, v, f, name)
         lack = windows_without_rows(t, ds, name, rec, f)           # no value: NaN, left out and counted
         t, v = np.concatenate([t, lack]), np.concatenate([np.asarray(v, np.float64), np.full(len(lack), np.nan)])
         order = np.argsort(t, kind="stable")        # rows in any order: window_label / interpolation need time order
@@ -993,6 +1000,28 @@ def shifted_rows(t: np.ndarray, v: np.ndarray, ds: DatasetFile, name: str, rec: 
     if early.any():
         rec.meta.setdefault("label_rows_before_start", {})[name] = int(early.sum())
     return t[~early], v[~early]
+
+
+def one_row_per_start(t: np.ndarray, v: np.ndarray, f: Path, name: str):
+    """Label file `f`'s rows (starts `t` on the window grid, values `v`) with one row per window start: a row that
+    repeats another's start and value (written twice by a logger) is read once; two rows of one start with different
+    values (two references merged into one file, a file appended to with other values) is one line naming the file,
+    as a table's two disagreeing rows are: the window's truth would be either one."""
+    idx = np.flatnonzero(np.isfinite(t))
+    o = idx[np.argsort(t[idx], kind="stable")]
+    same = t[o][1:] == t[o][:-1]
+    if not same.any():
+        return t, v
+    a, b = v[o][:-1], v[o][1:]
+    clash = same & ~((a == b) | (np.isnan(a) & np.isnan(b)))
+    if clash.any():
+        i = int(np.argmax(clash))
+        raise SqtoolError(f"{f}: label '{name}' has {int(clash.sum())} window start(s) with rows that disagree, e.g. "
+                          f"{t[o][i]:g} s: {a[i]:g} and {b[i]:g}: a window's truth would be either; keep one row "
+                          "per window start (two references in one file?)")
+    keep = np.ones(len(t), bool)
+    keep[o[1:][same]] = False
+    return t[keep], v[keep]
 
 
 def not_before_start(t: np.ndarray, ds: DatasetFile, name: str, rec: Record, f: Path, tcol: str) -> None:

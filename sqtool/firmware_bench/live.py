@@ -15,7 +15,6 @@ import numpy as np
 
 from sqtool.core import SqtoolError
 from sqtool.core.runs import drop_earlier, note_earlier, releases_run_dirs, unfinish
-from sqtool.data.hr_spectra import saturation_note
 from sqtool.data.readers.generic import sniff_csv
 from sqtool.firmware_bench.predict import (EARLIER, GAINS_NOTE, NO_PULSE_NOTE, PredictConfig, check_gains_count,
                                            csv_cell, gains_mode, listed_outputs, parse_gains, spectral_runtime)
@@ -72,6 +71,7 @@ def predict_live(cfg: PredictConfig, rows=None, out=None) -> dict:
     spectral_runtime(cfg.runtime)
     model = load_model(art.export_dir, cfg.runtime)
     stream = model.stream(cfg.fs, gains=gains)                     # fs, runtime: one line each
+    stream.source = "--data -"                                      # its saturation note names stdin
     batches = _line_batches(rows)
     head_no, head, rest = _header_line(batches)
     batches = itertools.chain([rest], batches)
@@ -88,7 +88,7 @@ def predict_live(cfg: PredictConfig, rows=None, out=None) -> dict:
     unfinish(run_dir, "predict")
     save_config(run_dir, cfg)
     n = windows = flagged = no_pulse = 0
-    interrupted, saturated = False, False                           # said once (`hr_spectra.saturation_note`)
+    interrupted = False
     garbled, garbled_said = [], False                               # rows read as gaps (`_parse_rows`)
     with open(run_dir / LIVE_CSV, "w") as csv:
         for f in (out, csv):
@@ -104,12 +104,7 @@ def predict_live(cfg: PredictConfig, rows=None, out=None) -> dict:
                           "(a line cut by a reconnect); counted in summary.json (garbled_rows)", file=sys.stderr,
                           flush=True)
                     garbled_said = True
-                res = stream.push(x[:, :k], x[:, k:] if model.needs_acc else None)
-                if not saturated:
-                    note = saturation_note(x.T, stream.gains, [names[j] for j in feed], f"--data - line {first}")
-                    if note:
-                        print(note, file=sys.stderr, flush=True)
-                        saturated = True
+                res = stream.push(x[:, :k], x[:, k:] if model.needs_acc else None)   # says saturation once
                 n += len(x)
                 for i in range(len(res)):
                     line = ",".join(csv_cell(c, getattr(res, "t_end_s" if c == "time_s" else c)[i])

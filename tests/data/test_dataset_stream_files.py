@@ -293,6 +293,28 @@ def test_a_stream_file_in_milliseconds_is_told_to_say_so_on_its_channel(tmp_path
     assert "acc.csv" in msg and "add time_unit: ms to channels.acc_" in msg and "\n" not in msg, msg
 
 
+def test_a_stream_file_in_seconds_beside_a_top_level_ms_is_told_to_set_it_on_every_channel_of_that_file(tmp_path):
+    """The PPG file's times in ms (top-level time_unit: ms), the accelerometer's stream file's in seconds: the hint
+    said to drop time_unit: ms from channels.acc_x, which has none (the top level's, the PPG file's, is right); it
+    says to add time_unit: s to each channel read from that file, and the file so written reads."""
+    d = tmp_path / "rec" / "s01"
+    d.mkdir(parents=True)
+    ppg, hr, acc3 = _signals(0)
+    _csv(d / "ppg.csv", "t,green,hr", [T0_MS + 1000 * np.arange(ppg.size) / 64, ppg, hr])
+    _csv(d / "acc.csv", "t,x,y,z", [T0_MS / 1000 + np.arange(acc3.shape[1]) / 32, *acc3])
+    y = tmp_path / "dataset.yaml"
+    y.write_text(YAML.format(acc="acc.csv", extra=""))
+    with pytest.raises(SqtoolError) as e:
+        load_dataset_file(y).records()
+    msg = str(e.value)
+    assert "acc.csv" in msg and "\n" not in msg, msg
+    assert "they look like seconds (32 Hz); add time_unit: s to channels.acc_x, channels.acc_y, channels.acc_z in " \
+        "dataset.yaml (the column is in seconds; the top level's time_unit: ms is the recording file's)" in msg, msg
+    y.write_text(YAML.format(acc="acc.csv", extra=", time_unit: s"))
+    (rec,) = load_dataset_file(y).records()
+    assert rec.fs["acc_x"] == 32 and rec.fs["ppg"] == 64
+
+
 def _dated_session(tmp_path: Path, ppg_zone: str, acc_zone: str | None, shift_h: float = 0.0) -> Path:
     """Session s01 with date-time time columns: ppg.csv's written in `ppg_zone` ("" none: a local time; "+01:00";
     "Z"), acc.csv's in `acc_zone`, or as epoch milliseconds (None); the accelerometer starts 1 s after the PPG.

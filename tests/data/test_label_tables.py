@@ -240,6 +240,26 @@ def test_label_rows_in_any_order_give_the_labels_of_sorted_rows(tmp_path):
         assert np.array_equal(r.labels["hr"].values, [v for _, v in hr]), r.record_id
 
 
+def test_label_file_rows_of_one_window_start_that_disagree_are_one_line(tmp_path):
+    """Two rows of one window start with other values (two references merged into one file) were read silently, the
+    window taking either; now one line naming the file, the start and both values. A row written twice (same start,
+    same value) is read once: the labels are the file's without it."""
+    y = project(tmp_path, "rhythm", "recording,rhythm\n")
+    y.write_text(y.read_text().replace("rhythm: {table: table.csv}", "hr: {file: 'hr/{stem}.csv'}"))
+    (tmp_path / "hr").mkdir()
+    hr = [(2.0 * i, 60.0 + i) for i in range(7)]                       # 8 s windows every 2 s over 20 s
+    for name in RECS:
+        (tmp_path / "hr" / f"{name}.csv").write_text("start,hr\n" + "".join(f"{t:g},{v:g}\n" for t, v in hr))
+    f = tmp_path / "hr" / "s2_a.csv"
+    f.write_text(f.read_text() + "4,64\n6,63\n")                     # 4 s again as 64 (62 above), 6 s twice as 63
+    m = err(y)
+    assert m.startswith(f"{f}: label 'hr' has 1 window start(s) with rows that disagree, e.g. 4 s: 62 and 64")
+    f.write_text("start,hr\n" + "".join(f"{t:g},{v:g}\n" for t, v in hr + hr[2:4]))
+    recs = {r.record_id: r for r in load_dataset_file(y).records()}
+    assert np.array_equal(recs["s2_a"].labels["hr"].times, [t for t, _ in hr])
+    assert np.array_equal(recs["s2_a"].labels["hr"].values, [v for _, v in hr])
+
+
 def test_builtin_layout_classes_are_refused_in_one_line_naming_the_dataset_file(tmp_path):
     """Offline twin of the test above: a built-in layout (tiny BUT PPG and PPG arrhythmia folders) whose yaml reads
     the reader's motion classes as quality (neither good nor poor), or lists af classes the reader has none of, is

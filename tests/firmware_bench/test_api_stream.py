@@ -89,6 +89,25 @@ def test_the_streams_gains_are_the_devices_not_the_recordings(model, wrist):
     assert np.array_equal(model.predict(ppg, acc, fs).hr_bpm, model.predict(ppg, acc, fs, gains="robust").hr_bpm)
 
 
+def test_counts_wider_than_int16_under_the_streams_gains_are_said_once(model, wrist, capsys):
+    """An 18-bit optical front end's counts (DC ~120,000) under the stream's default gains: every PPG sample is read
+    as int16's rail and every window flagged; one note line says so and what to give, once a stream (reset: again),
+    as predict says it (before: said nowhere). Counts that fit say nothing."""
+    ppg, acc, fs = wrist
+    wide = 120000 + 40 * ppg
+    s = model.stream(fs)
+    res = streamed(s, wide, acc, chunked(len(ppg), [500]))
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "past int16" in ln]
+    assert len(err) == 1 and res["flagged"][1:].all(), err                # every window but the first
+    assert err[0].startswith("sqtool: note: HrModel.stream sample 1: with gains ")
+    assert "100 % of ppg's, 100 % of ppg2's samples are past int16's +-32767" in err[0] and "below 1" in err[0]
+    s.reset()
+    s.push(wide[:10], acc[:10])
+    assert "past int16" in capsys.readouterr().err
+    streamed(model.stream(fs), ppg, acc, chunked(len(ppg), [500]))
+    assert "past int16" not in capsys.readouterr().err
+
+
 def test_a_chunk_reports_the_windows_it_completed(model, wrist):
     ppg, acc, fs = wrist
     s = model.stream(fs)
@@ -237,6 +256,19 @@ def test_an_accelerometer_at_its_own_rate_streams_through_the_kits_resampler(acc
         s.push(ppg[100:200], half[50:110])
     with pytest.raises(SqtoolError, match=r"got shape \(3, 50\) \(channels-first\? pass acc.T\)$"):
         s.push(ppg[100:200], half[50:100].T)
+    m.close()
+
+
+@needs_gcc
+def test_an_accelerometer_past_int16_at_its_own_rate_is_said(acc_export, wrist, capsys):
+    """Acceleration in m/s^2 where the stream reads g (9.8 x the default gain is past int16 on the gravity axis),
+    through the kit's resampler: one note line naming the axis (before: said nowhere)."""
+    ppg, acc, fs = wrist
+    m = sqtool.load_model(acc_export)
+    s = m.stream(fs, acc_fs=62.5)
+    s.push(ppg[:1000], acc[:1000:2] * 9.80665)
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "past int16" in ln]
+    assert len(err) == 1 and "% of acc_z's samples are past int16" in err[0] and "acc_x" not in err[0], err
     m.close()
 
 
