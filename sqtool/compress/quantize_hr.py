@@ -214,13 +214,14 @@ def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg
 
 def epoch_rows(tlog, what: str):
     """out_of_fold_logits' `fit_log` for the students `what` ("inner", "calibration"): fold i's train_bins `log`
-    writes the rows of the fit "<what> <i + 1> distill" of `tlog` (None: no log)."""
+    writes the rows of the fit "<what> <i + 1> distill" of `tlog`, with its held-out recordings' figures (None: no
+    log)."""
     if tlog is None:
         return None
 
-    def fit_log(i: int):
-        rows = start_fit(tlog, f"{what} {i + 1} distill")
-        return lambda ep, loss, lr: rows.add(loss, lr)
+    def fit_log(i: int, model, held_out):
+        rows = start_fit(tlog, f"{what} {i + 1} distill", held_out)
+        return lambda ep, loss, lr: rows.add(loss, lr, model)
     return fit_log
 
 

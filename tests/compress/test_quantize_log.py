@@ -30,6 +30,7 @@ def test_time_domain_quantize_logs_each_epoch_and_a_resume_redoes_the_qat_rows(h
     m = json.loads((full / "metrics.json").read_text())
     hist = m["student_float"]["history"] + m["student_int8"]["history"]
     assert [float(r["loss"]) for r in rows] == [h["loss"] for h in hist] and all(float(r["lr"]) > 0 for r in rows)
+    assert all(r["val_loss"] == r["val_metric"] == r["metric"] == "" for r in rows)   # no held-out part: fits on all
 
     kill_after_rows(monkeypatch, D, 3)               # QAT's first epoch logged, then a kill mid-QAT
     run = tmp_path / "killed"
@@ -55,6 +56,10 @@ def test_spectral_quantize_logs_its_decoder_students_and_a_resume_redoes_the_qat
     assert inner and fits == [(f, "1") for f in inner] + [("distill", "1"), ("qat", "1"), ("qat", "2")]
     assert {p.name for p in (tmp_path / "full" / "tb").iterdir()} == {
         f.replace(" ", "_") for f, _ in fits}        # a TensorBoard run per fit
+    rows = read_log(tmp_path / "full" / LOG_FILE)    # an inner student's held-out subjects scored after each epoch
+    assert all(r["metric"] == "argmax_mae_bpm" and float(r["val_loss"]) > 0 and float(r["val_metric"]) >= 0
+               for r in rows if r["fit"].startswith("inner "))
+    assert all(r["val_loss"] == r["metric"] == "" for r in rows if not r["fit"].startswith("inner "))
 
     real = HQ.train_bins
 
@@ -78,3 +83,4 @@ def test_force_into_an_earlier_quantize_run_starts_a_new_log(hr_teacher, hr_task
     quantize(cfg, data=hr_task)
     quantize(dataclasses.replace(cfg, force=True, qat_epochs=0), data=hr_task)
     assert [r["fit"] for r in read_log(tmp_path / "run" / LOG_FILE)] == ["distill"]
+
