@@ -248,6 +248,24 @@ def start_fit(log: TrainLog, fit: str, held_out: HeldOut | None = None) -> FitRo
     return FitRows(log, fit, held_out)
 
 
+def keep_fits(log: TrainLog, family: str, fits=()) -> None:
+    """The fits of `family` ("inner": those named "inner ...") down to `fits`: the rows and TensorBoard folders of its
+    others dropped, an earlier try's that this run has none of (a resume with fewer --inner-folds: "inner 3 distill"
+    rows beside the 2 inner students it trains; none of `fits`: the family's every row)."""
+    if not log.on:
+        return
+    keep = set(fits)
+    stale = {r.get("fit") for r in read_log(log.path)
+             if (r.get("fit") or "").startswith(family + " ") and r.get("fit") not in keep}
+    if stale:
+        log.keep(lambda r: r.get("fit") not in stale)
+    tb_keep = {tb_folder(f) for f in keep}
+    tb = log.path.parent / TB_DIR
+    for sub in sorted(tb.glob(tb_folder(family) + "_*")) if tb.is_dir() else []:
+        if sub.name not in tb_keep:
+            log.drop_tb(sub.name)
+
+
 def val_metric_name(metric: str, units=()) -> str:
     """log.csv's `metric` of a held-out figure: an MAE with its outputs' one unit (`core.metrics.skill_unit`:
     "mae_bpm", "mae_breaths_per_min", "mae_mmhg", "mae_percent"; plain "mae" where they differ), another metric as it
@@ -259,4 +277,4 @@ def val_metric_name(metric: str, units=()) -> str:
 
 
 __all__ = ["LOG_FILE", "TB_DIR", "PRETRAIN_COLUMNS", "FINETUNE_COLUMNS", "TIME_COLUMNS", "TrainLog", "FitRows",
-           "HeldOut", "add_epoch", "start_fit", "val_metric_name", "read_log"]
+           "HeldOut", "add_epoch", "start_fit", "keep_fits", "val_metric_name", "read_log"]

@@ -11,6 +11,7 @@ import pytest
 
 import sqtool.compress.distill as D
 import sqtool.compress.hr_qat as HQ
+import sqtool.models.hr_bins as HB
 from sqtool.cli import main
 from sqtool.compress.cli import QuantizeConfig, quantize
 from sqtool.core.trainlog import FINETUNE_COLUMNS, LOG_FILE, read_log
@@ -84,3 +85,38 @@ def test_force_into_an_earlier_quantize_run_starts_a_new_log(hr_teacher, hr_task
     quantize(dataclasses.replace(cfg, force=True, qat_epochs=0), data=hr_task)
     assert [r["fit"] for r in read_log(tmp_path / "run" / LOG_FILE)] == ["distill"]
 
+
+@pytest.fixture(scope="module")
+def teacher_of_3(tmp_path_factory):
+    """A spectral teacher of 3 training subjects (4 synthetic records, one held out): room for 2 or 3 inner folds."""
+    d = tmp_path_factory.mktemp("ft3") / "teacher"
+    assert main(["train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", "synthetic", "--folds",
+                 "2", "--epochs", "1", "--max-records", "4", "--progress", "false", "--out", str(d)]) == 0
+    return d
+
+
+def test_a_resume_with_fewer_inner_folds_drops_the_earlier_trys_other_inner_students_rows(teacher_of_3, tmp_path,
+                                                                                        monkeypatch):
+    """Killed with --inner-folds 3 once its decoder students were trained, resumed with --inner-folds 2: the log is
+    an uninterrupted --inner-folds 2 run's (before: the killed try's "inner 3 distill" rows stayed beside them)."""
+    def args(out, inner):
+        return ["quantize", "--model", str(teacher_of_3), "--student", "spec_student_xs", "--data", "synthetic",
+                "--epochs", "1", "--qat-epochs", "1", "--inner-folds", inner, "--no-progress", "--out", str(out)]
+    assert main(args(tmp_path / "whole", "2")) == 0
+    assert sorted({r["fit"] for r in read_log(tmp_path / "whole" / LOG_FILE)}) == [
+        "distill", "inner 1 distill", "inner 2 distill", "qat"]
+
+    real, calls = HB.train_bins, []
+
+    def killed_at_the_float_student(*a, **kw):      # the 3 inner students trained, then a kill
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+    monkeypatch.setattr(HB, "train_bins", killed_at_the_float_student)
+    run = tmp_path / "killed"
+    assert main(args(run, "3")) == 130
+    assert "inner 3 distill" in {r["fit"] for r in read_log(run / LOG_FILE)}
+    monkeypatch.undo()
+    assert main(["quantize", "--resume", str(run), "--inner-folds", "2", "--no-progress"]) == 0
+    assert log_rows(run) == log_rows(tmp_path / "whole")

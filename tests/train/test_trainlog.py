@@ -267,3 +267,18 @@ def test_the_held_out_figures_are_a_regression_folds_mae_and_change_nothing_it_t
     mae = task_metrics("hr", y[30:], denorm(FT.predict(with_val, x[30:], "cpu")))["mae"]
     assert float(logged[-1]["val_metric"]) == pytest.approx(mae, rel=1e-6)
 
+
+def test_keep_fits_drops_an_earlier_trys_fits_that_this_run_has_none_of(tmp_path):
+    """`keep_fits(log, "inner", fits)`: the rows (and RUN/tb folders) of the family's fits not in `fits` go, the others'
+    and other families' stay; with no fits the family's every row goes (a resume with --decoder-on teacher)."""
+    from sqtool.core.trainlog import TB_DIR, TrainLog, keep_fits, start_fit
+    log = TrainLog(tmp_path, FINETUNE_COLUMNS, fresh=True)
+    for fit in ("inner 1 distill", "inner 2 distill", "inner 3 distill", "calibration 1 distill", "distill"):
+        start_fit(log, fit).add(0.5)
+        (tmp_path / TB_DIR / fit.replace(" ", "_")).mkdir(parents=True)
+    keep_fits(log, "inner", ["inner 1 distill", "inner 2 distill"])
+    assert [r["fit"] for r in read_log(tmp_path / LOG_FILE)] == ["inner 1 distill", "inner 2 distill",
+                                                                "calibration 1 distill", "distill"]
+    keep_fits(log, "calibration")
+    assert [r["fit"] for r in read_log(tmp_path / LOG_FILE)] == ["inner 1 distill", "inner 2 distill", "distill"]
+    assert sorted(p.name for p in (tmp_path / TB_DIR).iterdir()) == ["distill", "inner_1_distill", "inner_2_distill"]
