@@ -60,7 +60,7 @@ import numpy as np
 from sqtool.core import (SqtoolError, atomic_save_npz, atomic_write_text, check_band_phase, resolve_data_root, to_dict,
                          write_metrics)
 from sqtool.core.io import parity_sample
-from sqtool.core.trainlog import FINETUNE_COLUMNS, HeldOut, TrainLog, add_epoch, start_fit
+from sqtool.core.trainlog import FINETUNE_COLUMNS, HeldOut, TrainLog, add_epoch, start_fit, val_metric_name
 from sqtool.core.progress import item, metric_text, training_curve
 from sqtool.core.runs import save_resolved, torch_compute
 from sqtool.core.optim import LAYOUT_HELP, check_training_numbers, encoder_layout, one_cycle
@@ -385,7 +385,6 @@ def held_out_part(task: str, kind: str, x: np.ndarray, y: np.ndarray, y_norm: np
     import torch
 
     from sqtool.core.metrics import skill_metric, task_metrics
-    from sqtool.core.trainlog import val_metric_name
     metric, loss_fn, target, feats = skill_metric(task)[0], fit_loss(kind), torch.from_numpy(y_norm), []
 
     def score(model):

@@ -38,7 +38,8 @@ def test_spectral_finetune_resumes_at_fold_level_bit_exact(tmp_path, monkeypatch
     folds = [r for r in rows if r["fit"] != "final fit"]             # each fold's held-out subject after each epoch:
     assert folds and {r["metric"] for r in folds} == {"argmax_mae_bpm"} and all(float(r["val_loss"]) > 0 for r in folds)
     last = [[r for r in folds if r["fit"] == f"fold {i}"][-1] for i in (1, 2, 3)]    # its per-window argmax MAE
-    assert sorted(float(r["val_metric"]) for r in last) == pytest.approx(sorted(p["mae_raw_bpm"] for p in m["per_subject"]))
+    assert sorted(float(r["val_metric"]) for r in last) == pytest.approx(
+        sorted(p["mae_raw_bpm"] for p in m["per_subject"]))
     assert all(r["val_metric"] == "" for r in rows if r["fit"] == "final fit")
 
     _counting_train(monkeypatch, kill_at=2)                          # killed while training fold 2

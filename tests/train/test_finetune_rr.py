@@ -75,7 +75,8 @@ def test_each_folds_rows_carry_its_held_out_mae_in_breaths_per_min(rr_run):
     rows, m = read_log(rr_run / LOG_FILE), json.loads((rr_run / "metrics.json").read_text())
     for f, pf in enumerate(m["per_fold"]):
         fold = [r for r in rows if r["fit"] == f"fold {f + 1}"]
-        assert [r["metric"] for r in fold] == ["mae_breaths_per_min"] * 2 and all(float(r["val_loss"]) > 0 for r in fold)
+        assert [r["metric"] for r in fold] == ["mae_breaths_per_min"] * 2
+        assert all(float(r["val_loss"]) > 0 for r in fold)
         assert float(fold[-1]["val_metric"]) == pytest.approx(pf["mae"], rel=1e-5)
 
 
