@@ -71,7 +71,7 @@ from sqtool.core.metrics import uncertainty_scores
 from sqtool.core.model_cfg import device_fs
 from sqtool.compress.final_fit import SPEC_DEFAULTS, check_covers, final_fit, load_estimate, parity_sample
 from sqtool.core.runs import at_cfg_threads, load_run_npz, releases_run_dirs
-from sqtool.core.trainlog import FINETUNE_COLUMNS, TrainLog, start_fit
+from sqtool.core.trainlog import FINETUNE_COLUMNS, TrainLog, keep_fits, start_fit
 from sqtool.data.heldout import heldout_note, recorded_heldout
 from sqtool.data.hr_spectra import as_model_input, hr_corpus, with_truth
 
@@ -182,16 +182,20 @@ def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg
     keys = np.array([r.key for r in train])
     if len(set(keys)) < 2:
         say("decoder: one training subject, no inner fold: the teacher's decoder is kept")
+        decoder_fits(tlog)                                                 # none: an earlier try's rows go
         return None
     folds = [set(keys[te]) for _, te in subject_folds(keys, cfg.inner_folds, cfg.seed)]
+    cal_logits, cfolds = None, calibration_folds(keys, cal)               # None: every subject calibrates
+    cal_students = cfg.calibration_students == "subjects" and cfolds is not None
+    decoder_fits(tlog, [student_fit("inner", i) for i in range(len(folds))],       # an earlier try's others go
+                 [student_fit("calibration", i) for i, f in enumerate(cfolds) if f & set(cal)] if cal_students else ())
     icfg = replace(bcfg, epochs=cfg.inner_epochs or max(1, bcfg.epochs // 2))
     xs, ys, kd = ([as_model_input(r.x) for r in train], [r.y for r in train],
                   [t_logits[r.record_id] for r in train] if t_logits is not None else None)
     store = dict(key=dkey, log=lambda m: say(f"decoder students, {m}"))    # finished students kept for --resume
     logits = out_of_fold_logits(xs, ys, list(keys), folds, make_student, bins, icfg, kd,
                                 store=dpath.parent / "decoder_inner", fit_log=epoch_rows(tlog, "inner"), **store)
-    cal_logits, cfolds = None, calibration_folds(keys, cal)               # None: every subject calibrates
-    if cfg.calibration_students == "subjects" and cfolds is not None:
+    if cal_students:
         cal_logits = out_of_fold_logits(xs, ys, list(keys), cfolds, make_student, bins, icfg, kd, only=set(cal),
                                         store=dpath.parent / "decoder_calibration",
                                         fit_log=epoch_rows(tlog, "calibration"), **store)
@@ -212,16 +216,31 @@ def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg
     return dec
 
 
+def student_fit(what: str, i: int) -> str:
+    """log.csv's fit of the decoder's student of fold i, `what` "inner" or "calibration": "inner 1 distill"."""
+    return f"{what} {i + 1} distill"
+
+
 def epoch_rows(tlog, what: str):
     """out_of_fold_logits' `fit_log` for the students `what` ("inner", "calibration"): fold i's train_bins `log`
-    writes the rows of the fit "<what> <i + 1> distill" of `tlog` (None: no log)."""
+    writes the rows of the fit "<what> <i + 1> distill" of `tlog`, with its held-out recordings' figures (None: no
+    log)."""
     if tlog is None:
         return None
 
-    def fit_log(i: int):
-        rows = start_fit(tlog, f"{what} {i + 1} distill")
-        return lambda ep, loss, lr: rows.add(loss, lr)
+    def fit_log(i: int, model, held_out):
+        rows = start_fit(tlog, student_fit(what, i), held_out)
+        return lambda ep, loss, lr: rows.add(loss, lr, model)
     return fit_log
+
+
+def decoder_fits(tlog, inner=(), calibration=()) -> None:
+    """log.csv's decoder students down to this run's (`core.trainlog.keep_fits`): the rows of an earlier try's
+    students that it has no more of (--inner-folds 3, then a resume with 2: "inner 3 distill"; --decoder-on teacher:
+    all) dropped, so a resumed run's log is an uninterrupted one's."""
+    if tlog is not None:
+        keep_fits(tlog, "inner", inner)
+        keep_fits(tlog, "calibration", calibration)
 
 
 def heldout_of(cfg, ck: dict, corpus: list, ds, say=lambda m: None) -> tuple[set[str], bool | None]:
@@ -445,6 +464,8 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
                               run_dir / "decoder.json", dkey, resume, say, cal, tlog)
         if dec is not None:
             scfg, whose = scfg.replace(decoder=dec), "student"
+    else:
+        decoder_fits(tlog)                           # the teacher's decoder: no student of an earlier try's stays
     set_seed(cfg.seed)
     reused = saved is not None
     if reused:

@@ -13,6 +13,11 @@ a handle kept open would write on into the old file; `keep` replaces it only whe
 `start_fit` calls it), so `tail -f` follows a whole fresh run (a resume that drops rows: `tail -F`). A row torn by a
 kill (no newline) is dropped by `keep`.
 
+A fine-tune's fold (and quantize's inner students) also scores its held-out subjects after each epoch (`HeldOut`:
+one forward pass over their windows, the model's modes and the random streams left as they were, so the weights are
+the same as without it): val_loss, val_metric and its name in `metric`, to watch over- or under-fitting as it trains.
+Nothing reads them back: the epochs and every setting are chosen inside the training subjects (the nested protocol).
+
 With `tensorboard` the same rows go to RUN/tb as scalars (torch.utils.tensorboard, when the `tensorboard` package is
 importable: `pip install sqtool[tensorboard]`; without it one line says so and the CSV is written alone): pretrain's
 into RUN/tb (a resume purges the steps past its checkpoint), each fit's (`start_fit`) into its own RUN/tb/<fit>
@@ -27,12 +32,15 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import re
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 LOG_FILE = "log.csv"
 TB_DIR = "tb"
@@ -40,8 +48,10 @@ TB_DIR = "tb"
 # the run; pairs_per_s since the row before (this part's)
 PRETRAIN_COLUMNS = ("kind", "step", "epoch", "loss", "lr", "grad_norm", "z_std", "val_loss", "elapsed_s",
                     "pairs_per_s")
-# fit: "fold k" or "final fit"; loss: the epoch's mean training loss; lr: at the epoch's end (empty: not known)
-FINETUNE_COLUMNS = ("fit", "epoch", "loss", "lr", "elapsed_s")
+# fit: "fold k" or "final fit"; loss: the epoch's mean training loss; lr: at the epoch's end (empty: not known);
+# val_loss, val_metric: the fit's held-out part after the epoch (a fold's held-out subjects: `HeldOut`; empty for a
+# fit without one, the final fit), `metric` naming val_metric (mae_bpm, auroc, ...)
+FINETUNE_COLUMNS = ("fit", "epoch", "loss", "lr", "val_loss", "val_metric", "metric", "elapsed_s")
 TIME_COLUMNS = ("elapsed_s", "pairs_per_s")          # the columns a resumed run's log differs in
 UNWRITABLE = ("sqtool: note: {path} cannot be written ({err}): training goes on, its rows are not logged until it can "
                "be (a spreadsheet holding it open? close it)")
@@ -171,18 +181,48 @@ class TrainLog:
         self.tb = {}
 
 
+@dataclass(frozen=True)
+class HeldOut:
+    """A fit's held-out part (a fold's held-out subjects), scored after each epoch for log.csv alone: a diagnostic to
+    watch over- and under-fitting, which nothing reads back (the epochs and every setting are chosen inside the
+    training subjects, the nested protocol). `score(model)` -> (val_loss or None, val_metric) on its windows, the
+    model in eval mode without gradients (`evaluate`); `metric` names val_metric."""
+    score: Callable
+    metric: str
+
+    def evaluate(self, model) -> tuple[float | None, float | None]:
+        """(val_loss, val_metric), a value that is not finite as None (an AUROC of one class); the model's modes
+        (train / eval, module by module) as they were after, and no random number drawn, so the training goes on
+        exactly as without it."""
+        import torch
+        modes = [(m, m.training) for m in model.modules()]
+        try:
+            model.eval()
+            with torch.no_grad():
+                values = self.score(model)
+        finally:
+            for m, was in modes:
+                m.training = was
+        return tuple(float(v) if v is not None and math.isfinite(v) else None for v in values)
+
+
 class FitRows(list):
     """A fine-tune fit's loss per epoch (the list the fit functions append to, as they did to a plain list), each
-    epoch also a row of the log: fit, epoch (from 1), loss, lr (`add_epoch`'s, when the fit knows it), elapsed_s."""
+    epoch also a row of the log: fit, epoch (from 1), loss, lr (`add_epoch`'s, when the fit knows it), the held-out
+    part's val_loss, val_metric and metric (`held_out`, when the fit has one and `add` is given the model), elapsed_s
+    (the held-out forward pass included)."""
 
-    def __init__(self, log: TrainLog, fit: str):
+    def __init__(self, log: TrainLog, fit: str, held_out: HeldOut | None = None):
         super().__init__()
-        self.log, self.fit = log, fit
+        self.log, self.fit, self.held_out = log, fit, held_out
 
-    def add(self, loss: float, lr: float | None = None) -> None:
+    def add(self, loss: float, lr: float | None = None, model=None) -> None:
         self.append(float(loss))
+        val_loss = val_metric = metric = None
+        if self.held_out is not None and model is not None and self.log.on:
+            (val_loss, val_metric), metric = self.held_out.evaluate(model), self.held_out.metric
         self.log.row(tb_step=len(self), tb_sub=tb_folder(self.fit), fit=self.fit, epoch=len(self), loss=float(loss),
-                     lr=lr, elapsed_s=self.log.elapsed())
+                     lr=lr, val_loss=val_loss, val_metric=val_metric, metric=metric, elapsed_s=self.log.elapsed())
 
 
 def tb_folder(fit: str) -> str:
@@ -190,22 +230,51 @@ def tb_folder(fit: str) -> str:
     return re.sub(r"\W+", "_", fit).strip("_") or "fit"
 
 
-def add_epoch(history: list | None, loss: float, lr: float | None = None) -> None:
-    """An epoch's mean loss onto `history` (a fit's curve: a plain list, or FitRows, which logs it), if given."""
+def add_epoch(history: list | None, loss: float, lr: float | None = None, model=None) -> None:
+    """An epoch's mean loss onto `history` (a fit's curve: a plain list, or FitRows, which logs it with the held-out
+    figures of `model` when the fit has a held-out part), if given."""
     if isinstance(history, FitRows):
-        history.add(loss, lr)
+        history.add(loss, lr, model)
     elif history is not None:
         history.append(float(loss))
 
 
-def start_fit(log: TrainLog, fit: str) -> FitRows:
+def start_fit(log: TrainLog, fit: str, held_out: HeldOut | None = None) -> FitRows:
     """A fit about to train (a fold, the final fit): its rows and TensorBoard events (RUN/tb/<fit>) of an earlier,
     interrupted try dropped first (a resume reuses finished folds, whose rows stay, and trains the rest again), then
-    a FitRows for its epochs."""
+    a FitRows for its epochs (`held_out`: its held-out part, scored after each epoch)."""
     log.keep(lambda r: r.get("fit") != fit)
     log.drop_tb(tb_folder(fit))
-    return FitRows(log, fit)
+    return FitRows(log, fit, held_out)
+
+
+def keep_fits(log: TrainLog, family: str, fits=()) -> None:
+    """The fits of `family` ("inner": those named "inner ...") down to `fits`: the rows and TensorBoard folders of its
+    others dropped, an earlier try's that this run has none of (a resume with fewer --inner-folds: "inner 3 distill"
+    rows beside the 2 inner students it trains; none of `fits`: the family's every row)."""
+    if not log.on:
+        return
+    keep = set(fits)
+    stale = {r.get("fit") for r in read_log(log.path)
+             if (r.get("fit") or "").startswith(family + " ") and r.get("fit") not in keep}
+    if stale:
+        log.keep(lambda r: r.get("fit") not in stale)
+    tb_keep = {tb_folder(f) for f in keep}
+    tb = log.path.parent / TB_DIR
+    for sub in sorted(tb.glob(tb_folder(family) + "_*")) if tb.is_dir() else []:
+        if sub.name not in tb_keep:
+            log.drop_tb(sub.name)
+
+
+def val_metric_name(metric: str, units=()) -> str:
+    """log.csv's `metric` of a held-out figure: an MAE with its outputs' one unit (`core.metrics.skill_unit`:
+    "mae_bpm", "mae_breaths_per_min", "mae_mmhg", "mae_percent"; plain "mae" where they differ), another metric as it
+    is ("auroc")."""
+    from sqtool.core.metrics import skill_unit
+    unit = skill_unit(metric, units)                       # "BPM", "breaths/min", "mmHg"; "" for none or several
+    slug = re.sub(r"\W+", "_", unit.lower().replace("/", "_per_").replace("%", "percent")).strip("_")
+    return f"mae_{slug}" if slug else metric
 
 
 __all__ = ["LOG_FILE", "TB_DIR", "PRETRAIN_COLUMNS", "FINETUNE_COLUMNS", "TIME_COLUMNS", "TrainLog", "FitRows",
-           "add_epoch", "start_fit", "read_log"]
+           "HeldOut", "add_epoch", "start_fit", "keep_fits", "val_metric_name", "read_log"]

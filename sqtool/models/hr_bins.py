@@ -61,6 +61,7 @@ import torch.nn.functional as F
 
 from sqtool.core import SqtoolError, atomic_save_npz
 from sqtool.core.checkpoint import datasets_of
+from sqtool.core.trainlog import HeldOut
 from sqtool.models.hr_options import LR_SCHEDULES
 
 EMPTY = -1.0            # the float value of code -127: an empty bin
@@ -327,6 +328,27 @@ def predict_logits(model, x: np.ndarray, batch: int = 512) -> np.ndarray:
     return np.concatenate(out)
 
 
+HELD_OUT_METRIC = "argmax_mae_bpm"      # log.csv's held-out figure of a bins model: per window, before decoding
+
+
+def held_out_bins(x: np.ndarray, y: np.ndarray, bins: np.ndarray, sigma_bpm: float) -> HeldOut | None:
+    """A fold's held-out windows x (N, C, F) with truth y (N,) BPM as log.csv scores them after each epoch
+    (`core.trainlog.HeldOut`): val_loss the Gaussian-target cross-entropy train_bins trains with (no augmentation,
+    no teacher), val_metric the MAE of the per-window argmax (cheap; the decoder is chosen after the folds, on their
+    out-of-fold logits), over the windows with truth; None without any."""
+    ok = np.isfinite(y)
+    if not ok.any():
+        return None
+    x, y = np.asarray(x, np.float32)[ok], np.asarray(y, np.float64)[ok]
+    target = torch.as_tensor(gaussian_targets(y, bins, sigma_bpm))        # (N, F)
+
+    def score(model):
+        logits = torch.as_tensor(predict_logits(model, x))                  # (N, F)
+        ce = -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+        return float(ce), float(np.mean(np.abs(bins[logits.argmax(dim=1).numpy()] - y)))
+    return HeldOut(score, HELD_OUT_METRIC)
+
+
 def _fold_file(store, i: int, key: str, held: list[int]) -> tuple:
     """(path, the saved logits {recording index: (W, F)} when that fold's file carries `key` and those
     recordings, else None)."""
@@ -356,7 +378,8 @@ def out_of_fold_logits(xs: list[np.ndarray], ys: list[np.ndarray], keys: list[st
     the folds holding one of these keys (the others' recordings get None). `store` (a folder) with `key` (what
     shapes the students: config, data, teacher): each finished fold's logits are saved there atomically
     (`fold_<i>.npz`) and a fold whose file carries the same key is read back, not trained (a resumed run).
-    `fit_log(i)`, when given, is called as fold i's student starts to train and gives its train_bins `log`."""
+    `fit_log(i, model, held_out)`, when given, is called as fold i's student `model` starts to train, with its held-out
+    recordings' `held_out_bins` (log.csv's figures after each epoch), and gives its train_bins `log`."""
     keys = list(keys)
     owner = [[i for i, f in enumerate(folds) if k in f] for k in keys]
     if any(len(o) != 1 for o in owner):
@@ -380,7 +403,8 @@ def out_of_fold_logits(xs: list[np.ndarray], ys: list[np.ndarray], keys: list[st
         m = make_model()
         train_bins(m, np.concatenate([xs[j] for j in tr]), np.concatenate([ys[j] for j in tr]), bins, cfg,
                    np.concatenate([teacher_logits[j] for j in tr]) if teacher_logits is not None else None,
-                   fit_log(i) if fit_log else None)
+                   fit_log(i, m, held_out_bins(np.concatenate([xs[j] for j in te]), np.concatenate([ys[j] for j in te]),
+                                               bins, cfg.target_sigma_bpm)) if fit_log else None)
         for j in te:
             out[j] = predict_logits(m, xs[j])
         if path is not None:

@@ -60,7 +60,7 @@ import numpy as np
 from sqtool.core import (SqtoolError, atomic_save_npz, atomic_write_text, check_band_phase, resolve_data_root, to_dict,
                          write_metrics)
 from sqtool.core.io import parity_sample
-from sqtool.core.trainlog import FINETUNE_COLUMNS, TrainLog, add_epoch, start_fit
+from sqtool.core.trainlog import FINETUNE_COLUMNS, HeldOut, TrainLog, add_epoch, start_fit, val_metric_name
 from sqtool.core.progress import item, metric_text, training_curve
 from sqtool.core.runs import save_resolved, torch_compute
 from sqtool.core.optim import LAYOUT_HELP, check_training_numbers, encoder_layout, one_cycle
@@ -132,8 +132,8 @@ class FinetuneConfig:
     layout: str = field(default="auto", metadata={"help": LAYOUT_HELP})
     seed: int = field(default=0, metadata={"help": "random seed (folds, initialisation, synthetic data)"})
     tensorboard: bool = field(default=False, metadata={
-        "help": "also write RUN/log.csv's rows (each fold's loss per epoch) as TensorBoard scalars into RUN/tb "
-                "(needs `pip install tensorboard`)"})
+        "help": "also write RUN/log.csv's rows (each fold's loss and held-out figures per epoch) as TensorBoard "
+                "scalars into RUN/tb (needs `pip install tensorboard`)"})
     progress: bool = field(default=True, metadata={"help": "show progress bars on stderr"})
 
     def spec(self) -> dict:
@@ -309,22 +309,27 @@ def init_encoder(model, ck) -> dict:
 
 # ----------------------------------------------------------------------------- one fit
 
+def fit_loss(kind: str):
+    """The fine-tune's loss of outputs and targets (B, k): BCE on logits (classification), smooth L1 on normalised
+    targets (regression)."""
+    import torch.nn.functional as F
+    return F.binary_cross_entropy_with_logits if kind == "classification" else F.smooth_l1_loss
+
+
 def _fit(model, x, y, cfg: FinetuneConfig, kind: str, dev, seed: int, desc: str = "", history: list | None = None):
     """Train `model` (head only in linear mode) on windows x (N, C, T) and normalised targets y (N, k);
-    appends each epoch's mean training loss to `history` when given."""
+    appends each epoch's mean training loss to `history` when given (a FitRows: with the model, for its held-out
+    part's figures)."""
     import torch
-    import torch.nn.functional as F
     from sqtool.core.progress import bar as progress_bar
 
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    loss_fn = (lambda out, t: F.binary_cross_entropy_with_logits(out, t)) if kind == "classification" \
-        else (lambda out, t: F.smooth_l1_loss(out, t))
+    loss_fn = fit_loss(kind)
     n = len(x)
     if cfg.mode == "linear":
         model.eval()
-        with torch.no_grad():
-            feats = torch.cat([model.encoder(torch.from_numpy(x[i:i + 256]).to(dev)) for i in range(0, n, 256)])
+        feats = encode(model, x, dev)
         params = list(model.head.parameters())
     else:
         params = [p for p in model.parameters() if p.requires_grad]
@@ -358,10 +363,40 @@ def _fit(model, x, y, cfg: FinetuneConfig, kind: str, dev, seed: int, desc: str 
             ep_loss.append(loss.item())
             bar.set_postfix(loss=f"{ep_loss[-1]:.4f}")
         if ep_loss:
-            add_epoch(history, float(np.mean(ep_loss)), opt.param_groups[0]["lr"])     # and its row in log.csv
+            add_epoch(history, float(np.mean(ep_loss)), opt.param_groups[0]["lr"], model)   # its row in log.csv
     bar.close()
     model.eval()
     return model
+
+
+def encode(model, x, dev, batch: int = 256):
+    """The encoder's features of windows x (N, C, T), without gradients: a linear probe's input, computed once."""
+    import torch
+    with torch.no_grad():
+        return torch.cat([model.encoder(torch.from_numpy(x[i:i + batch]).to(dev)) for i in range(0, len(x), batch)])
+
+
+def held_out_part(task: str, kind: str, x: np.ndarray, y: np.ndarray, y_norm: np.ndarray, denorm, dev,
+                  outputs=(), units=(), linear: bool = False) -> HeldOut:
+    """A fold's held-out windows x (N, C, T) with targets y (N, k) in units (`y_norm`: as trained on) as log.csv
+    scores them after each epoch (`core.trainlog.HeldOut`): val_loss the training loss on them, val_metric the skill
+    metric (MAE in units of the `denorm`ed outputs, AUROC). `linear`: the encoder is frozen, its features of x are
+    computed once and each epoch runs the head alone."""
+    import torch
+
+    from sqtool.core.metrics import skill_metric, task_metrics
+    metric, loss_fn, target, feats = skill_metric(task)[0], fit_loss(kind), torch.from_numpy(y_norm), []
+
+    def score(model):
+        if linear:
+            if not feats:                                                   # the frozen encoder's, once
+                feats.append(encode(model, x, dev))
+            out = model.head(feats[0]).float().cpu().numpy()                  # (N, k)
+        else:
+            out = predict(model, x, dev)                                        # (N, k)
+        return (float(loss_fn(torch.from_numpy(out), target)),
+                task_metrics(task, y, denorm(out), outputs)[metric])
+    return HeldOut(score, val_metric_name(metric, units))
 
 
 def predict(model, x, dev, batch: int = 256) -> np.ndarray:
@@ -645,7 +680,9 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
             resumed.append(f)
         else:
             m, mc = new_model(td.y[tr])
-            curves[f"fold {f + 1}"] = start_fit(tlog, f"fold {f + 1}")
+            held_out = held_out_part(cfg.task, kind, td.x[te], td.y[te], norm_y(td.y[te], mc), lambda p: denorm(p, mc),
+                                     dev, spec["outputs"], spec["units"], linear=cfg.mode == "linear")
+            curves[f"fold {f + 1}"] = start_fit(tlog, f"fold {f + 1}", held_out)
             _fit(m, td.x[tr], norm_y(td.y[tr], mc), cfg, kind, dev, cfg.seed + f,
                  desc=f"{cfg.task} fold {f + 1}/{len(folds)}", history=curves[f"fold {f + 1}"])
             oof[te] = denorm(predict(m, td.x[te], dev), mc)

@@ -43,13 +43,16 @@ class FrontRecipe:
     units: tuple[str, ...]
     what: str                          # the front end in words, for the log line
     front: Callable                    # (x (N, 1, T), model_cfg) -> A: the front end of every window
-    fit: Callable                      # (A, y (N, k), groups (N,), model_cfg, seed, history list) -> net
+    fit: Callable                      # (A, y (N, k), groups (N,), model_cfg, seed, history list) -> net; each
+                                       # epoch's loss to history with `add_epoch(history, loss, lr, net)`
     net_input: Callable                # (net, A) -> the network's own input (N, C, F) float
     read: Callable                     # (net, network outputs (N, ...)) -> (N, k) in the outputs' units
     curve: str = "training loss"       # the training curve's y label (a fit that records no loss plots nothing)
     checkpoint_extra: Callable | None = None     # (y of the training subjects) -> extra checkpoint keys
     classic_front: Callable | None = None        # (A, model_cfg) -> what the task's classic method reads, when A is
                                                  # it (data.classic.classic_oof's front), else None: computed once
+    loss: Callable | None = None                 # (net, network outputs z, y (N, k)) -> the training loss on them
+                                                 # without augmentation: log.csv's val_loss of a fold (None: empty)
 
 
 def check_front_config(cfg, command: str = "train finetune") -> str:
@@ -78,10 +81,30 @@ def check_front_config(cfg, command: str = "train finetune") -> str:
 
 def predict_front(recipe: FrontRecipe, net, A: np.ndarray) -> np.ndarray:
     """(N, k) outputs of a fitted model on front-end values A."""
+    return _run(recipe, net, A)[1]
+
+
+def _run(recipe: FrontRecipe, net, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the network's outputs z, (N, k) outputs read from them) on front-end values A."""
     import torch
     with torch.no_grad():
         z = net(torch.from_numpy(np.ascontiguousarray(recipe.net_input(net, A)))).numpy()
-    return np.asarray(recipe.read(net, z), np.float64).reshape(len(A), -1)
+    return z, np.asarray(recipe.read(net, z), np.float64).reshape(len(A), -1)
+
+
+def held_out_front(recipe: FrontRecipe, A: np.ndarray, y: np.ndarray):
+    """A fold's held-out front-end values A with targets y (N, k) as log.csv scores them after each epoch
+    (`core.trainlog.HeldOut`): val_loss `recipe.loss` (None without one), val_metric the skill metric (MAE of the
+    decoded outputs in their units, AUROC)."""
+    from sqtool.core.metrics import skill_metric, task_metrics
+    from sqtool.core.trainlog import HeldOut, val_metric_name
+    metric = skill_metric(recipe.task)[0]
+
+    def score(net):
+        z, pred = _run(recipe, net, A)
+        return (recipe.loss(net, z, y) if recipe.loss else None,
+                task_metrics(recipe.task, y, pred, recipe.outputs)[metric])
+    return HeldOut(score, val_metric_name(metric, recipe.units))
 
 
 def run_front_finetune(cfg, run_dir: str | Path, recipe: FrontRecipe, log=item, resume: bool = False,
@@ -140,7 +163,7 @@ def run_front_finetune(cfg, run_dir: str | Path, recipe: FrontRecipe, log=item, 
             oof[te] = done
             resumed.append(f)
         else:
-            curves[f"fold {f + 1}"] = start_fit(tlog, f"fold {f + 1}")
+            curves[f"fold {f + 1}"] = start_fit(tlog, f"fold {f + 1}", held_out_front(recipe, A[te], y[te]))
             net = recipe.fit(A[tr], y[tr], groups[tr], model_cfg, cfg.seed + f, curves[f"fold {f + 1}"])
             oof[te] = predict_front(recipe, net, A[te])
             save_fold(run_dir, f, key, te, oof[te], inputs)

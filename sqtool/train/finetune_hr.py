@@ -192,7 +192,7 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
     from sqtool.models import create_model, get_model_cfg
     from sqtool.models.decoder import conf_text, decode_float, interval_text
     from sqtool.models.spectral import bin_grid, check_encoder, load_encoder
-    from sqtool.models.hr_bins import (BinTrainCfg, fit_decoder, predict_logits, select_decoder,
+    from sqtool.models.hr_bins import (BinTrainCfg, fit_decoder, held_out_bins, predict_logits, select_decoder,
                                       train_bins)
     from sqtool.models.hr_options import calibration_subjects, calibration_text, check_train_options
     from sqtool.train.finetune import check_mode, is_checkpoint_path, prepare_finetune
@@ -311,8 +311,10 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
         t_fold = time.time()
         tr = [r for r in corpus if r.key not in g]
         m = new_model()
-        rows = curves[f"fold {i + 1}"] = start_fit(tlog, f"fold {i + 1}")
-        train_bins(m, *labelled(tr, cfg, i), bins, tcfg, log=lambda ep, loss, lr: rows.add(loss, lr))
+        held_out = held_out_bins(np.concatenate([as_model_input(r.x) for r in held]),
+                                 np.concatenate([r.y for r in held]), bins, tcfg.target_sigma_bpm)
+        rows = curves[f"fold {i + 1}"] = start_fit(tlog, f"fold {i + 1}", held_out)
+        train_bins(m, *labelled(tr, cfg, i), bins, tcfg, log=lambda ep, loss, lr: rows.add(loss, lr, m))
         for r in held:
             oof[r.record_id] = predict_logits(m, as_model_input(r.x))
         save_fold_hr(run_dir, i, key, {r.record_id: oof[r.record_id] for r in held}, inputs)

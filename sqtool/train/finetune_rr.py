@@ -48,8 +48,7 @@ def fit_rr(S: np.ndarray, rr: np.ndarray, model_cfg, epochs: int, batch_size: in
     g = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = create_model(model_cfg)
-    target = np.exp(-0.5 * ((bins[None, :] - rr[:, None]) / a["sigma_rpm"]) ** 2)       # (N, F)
-    xs, ts = torch.from_numpy(S), torch.from_numpy((target / target.sum(1, keepdims=True)).astype(np.float32))
+    xs, ts = torch.from_numpy(S), torch.from_numpy(_targets(rr, model_cfg))
     n = len(S)
     steps = epochs * int(np.ceil(n / batch_size))
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
@@ -75,8 +74,25 @@ def fit_rr(S: np.ndarray, rr: np.ndarray, model_cfg, epochs: int, batch_size: in
             sched.step()
             losses.append(loss.item())
         if losses:
-            add_epoch(history, float(np.mean(losses)), opt.param_groups[0]["lr"])     # and its row in log.csv
+            add_epoch(history, float(np.mean(losses)), opt.param_groups[0]["lr"], net)     # its row in log.csv
     return net.eval()
+
+
+def _targets(rr: np.ndarray, model_cfg) -> np.ndarray:
+    """(N, F) float32: a Gaussian of the model's sigma_rpm around each reference rate rr (N,) on its bins, summing
+    to 1: what fit_rr trains on."""
+    from sqtool.models.rr_spec import rr_grid
+    target = np.exp(-0.5 * ((rr_grid(model_cfg)[None, :] - rr[:, None]) / model_cfg.arch["sigma_rpm"]) ** 2)
+    return (target / target.sum(1, keepdims=True)).astype(np.float32)
+
+
+def _loss(net, z: np.ndarray, y: np.ndarray) -> float:
+    """fit_rr's cross-entropy of the network's outputs z (N, F) against the targets of the rates y (N, 1), unshifted
+    (log.csv's val_loss of a fold)."""
+    import torch
+    import torch.nn.functional as F
+    t = torch.from_numpy(_targets(np.asarray(y, float)[:, 0], net.cfg))
+    return float(-(t * F.log_softmax(torch.from_numpy(z), dim=1)).sum(1).mean())
 
 
 def _shift(x, k: int):
@@ -134,7 +150,7 @@ def recipe(cfg):
         net_input=lambda net, A: np.asarray(A, np.float32), read=_read,
         curve="training loss (cross-entropy over the bins)",
         checkpoint_extra=lambda y: {"train_target_mean": [float(np.mean(y[:, 0]))]},   # bench's trivial predictor
-        classic_front=_classic_front)
+        classic_front=_classic_front, loss=_loss)
 
 
 def _classic_front(S: np.ndarray, model_cfg) -> np.ndarray | None:

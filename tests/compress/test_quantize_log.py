@@ -11,6 +11,7 @@ import pytest
 
 import sqtool.compress.distill as D
 import sqtool.compress.hr_qat as HQ
+import sqtool.models.hr_bins as HB
 from sqtool.cli import main
 from sqtool.compress.cli import QuantizeConfig, quantize
 from sqtool.core.trainlog import FINETUNE_COLUMNS, LOG_FILE, read_log
@@ -30,6 +31,7 @@ def test_time_domain_quantize_logs_each_epoch_and_a_resume_redoes_the_qat_rows(h
     m = json.loads((full / "metrics.json").read_text())
     hist = m["student_float"]["history"] + m["student_int8"]["history"]
     assert [float(r["loss"]) for r in rows] == [h["loss"] for h in hist] and all(float(r["lr"]) > 0 for r in rows)
+    assert all(r["val_loss"] == r["val_metric"] == r["metric"] == "" for r in rows)   # no held-out part: fits on all
 
     kill_after_rows(monkeypatch, D, 3)               # QAT's first epoch logged, then a kill mid-QAT
     run = tmp_path / "killed"
@@ -55,6 +57,10 @@ def test_spectral_quantize_logs_its_decoder_students_and_a_resume_redoes_the_qat
     assert inner and fits == [(f, "1") for f in inner] + [("distill", "1"), ("qat", "1"), ("qat", "2")]
     assert {p.name for p in (tmp_path / "full" / "tb").iterdir()} == {
         f.replace(" ", "_") for f, _ in fits}        # a TensorBoard run per fit
+    rows = read_log(tmp_path / "full" / LOG_FILE)    # an inner student's held-out subjects scored after each epoch
+    assert all(r["metric"] == "argmax_mae_bpm" and float(r["val_loss"]) > 0 and float(r["val_metric"]) >= 0
+               for r in rows if r["fit"].startswith("inner "))
+    assert all(r["val_loss"] == r["metric"] == "" for r in rows if not r["fit"].startswith("inner "))
 
     real = HQ.train_bins
 
@@ -78,3 +84,39 @@ def test_force_into_an_earlier_quantize_run_starts_a_new_log(hr_teacher, hr_task
     quantize(cfg, data=hr_task)
     quantize(dataclasses.replace(cfg, force=True, qat_epochs=0), data=hr_task)
     assert [r["fit"] for r in read_log(tmp_path / "run" / LOG_FILE)] == ["distill"]
+
+
+@pytest.fixture(scope="module")
+def teacher_of_3(tmp_path_factory):
+    """A spectral teacher of 3 training subjects (4 synthetic records, one held out): room for 2 or 3 inner folds."""
+    d = tmp_path_factory.mktemp("ft3") / "teacher"
+    assert main(["train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", "synthetic", "--folds",
+                 "2", "--epochs", "1", "--max-records", "4", "--progress", "false", "--out", str(d)]) == 0
+    return d
+
+
+def test_a_resume_with_fewer_inner_folds_drops_the_earlier_trys_other_inner_students_rows(teacher_of_3, tmp_path,
+                                                                                        monkeypatch):
+    """Killed with --inner-folds 3 once its decoder students were trained, resumed with --inner-folds 2: the log is
+    an uninterrupted --inner-folds 2 run's (before: the killed try's "inner 3 distill" rows stayed beside them)."""
+    def args(out, inner):
+        return ["quantize", "--model", str(teacher_of_3), "--student", "spec_student_xs", "--data", "synthetic",
+                "--epochs", "1", "--qat-epochs", "1", "--inner-folds", inner, "--no-progress", "--out", str(out)]
+    assert main(args(tmp_path / "whole", "2")) == 0
+    assert sorted({r["fit"] for r in read_log(tmp_path / "whole" / LOG_FILE)}) == [
+        "distill", "inner 1 distill", "inner 2 distill", "qat"]
+
+    real, calls = HB.train_bins, []
+
+    def killed_at_the_float_student(*a, **kw):      # the 3 inner students trained, then a kill
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+    monkeypatch.setattr(HB, "train_bins", killed_at_the_float_student)
+    run = tmp_path / "killed"
+    assert main(args(run, "3")) == 130
+    assert "inner 3 distill" in {r["fit"] for r in read_log(run / LOG_FILE)}
+    monkeypatch.undo()
+    assert main(["quantize", "--resume", str(run), "--inner-folds", "2", "--no-progress"]) == 0
+    assert log_rows(run) == log_rows(tmp_path / "whole")

@@ -4,11 +4,13 @@ model.pt); a fold file made with another config is refused."""
 import json
 
 import numpy as np
+import pytest
 import torch
 
 import sqtool.models.hr_bins as HB
 from sqtool.cli import main
 from sqtool.core.checkpoint import load_checkpoint
+from sqtool.core.trainlog import LOG_FILE, read_log
 from test_trainlog import same_log
 
 ARGS = ["train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", "synthetic",
@@ -32,6 +34,13 @@ def test_spectral_finetune_resumes_at_fold_level_bit_exact(tmp_path, monkeypatch
     assert main(ARGS + ["--out", str(tmp_path / "full")]) == 0
     assert len(calls) == 4                                           # 3 folds + the final model
     full_calls = list(calls)
+    rows, m = read_log(tmp_path / "full" / LOG_FILE), json.loads((tmp_path / "full" / "metrics.json").read_text())
+    folds = [r for r in rows if r["fit"] != "final fit"]             # each fold's held-out subject after each epoch:
+    assert folds and {r["metric"] for r in folds} == {"argmax_mae_bpm"} and all(float(r["val_loss"]) > 0 for r in folds)
+    last = [[r for r in folds if r["fit"] == f"fold {i}"][-1] for i in (1, 2, 3)]    # its per-window argmax MAE
+    assert sorted(float(r["val_metric"]) for r in last) == pytest.approx(
+        sorted(p["mae_raw_bpm"] for p in m["per_subject"]))
+    assert all(r["val_metric"] == "" for r in rows if r["fit"] == "final fit")
 
     _counting_train(monkeypatch, kill_at=2)                          # killed while training fold 2
     run = tmp_path / "killed"

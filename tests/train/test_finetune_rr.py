@@ -21,6 +21,7 @@ import sqtool.train.finetune_rr as FR
 from sqtool.cli import main
 from sqtool.core import SqtoolError
 from sqtool.core.checkpoint import load_checkpoint
+from sqtool.core.trainlog import LOG_FILE, read_log
 from test_trainlog import same_log
 
 ARGS = ["train", "finetune", "--task", "rr", "--model", "rr_spec", "--data", "synthetic", "--epochs", "2",
@@ -66,6 +67,17 @@ def test_finetune_reports_skill_and_ships_the_front_end(rr_run):
         net = FR.predict_rr(_net(ck), z["x"])
         np.testing.assert_allclose(net, z["pred"][:, 0], rtol=0, atol=1e-4)    # the scored model is model.pt
         assert abs(np.abs(net - z["y"][:, 0]).mean() - h["mae"]) < 1e-4
+
+
+def test_each_folds_rows_carry_its_held_out_mae_in_breaths_per_min(rr_run):
+    """log.csv: after each epoch of a fold, its held-out subjects' decoded rate (MAE, breaths/min) and the training
+    cross-entropy on them; the last epoch's MAE is the fold's out-of-fold figure in metrics.json."""
+    rows, m = read_log(rr_run / LOG_FILE), json.loads((rr_run / "metrics.json").read_text())
+    for f, pf in enumerate(m["per_fold"]):
+        fold = [r for r in rows if r["fit"] == f"fold {f + 1}"]
+        assert [r["metric"] for r in fold] == ["mae_breaths_per_min"] * 2
+        assert all(float(r["val_loss"]) > 0 for r in fold)
+        assert float(fold[-1]["val_metric"]) == pytest.approx(pf["mae"], rel=1e-5)
 
 
 def _net(ck):

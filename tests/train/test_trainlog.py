@@ -81,6 +81,16 @@ def test_a_finetune_logs_each_fit_and_its_resume_redoes_an_unfinished_folds_rows
     assert [(r["fit"], r["epoch"]) for r in rows] == [(f, e) for f in ("fold 1", "fold 2", "fold 3", "final fit")
                                                       for e in ("1", "2")]
     assert all(float(r["loss"]) > 0 and float(r["lr"]) > 0 for r in rows)
+    # each fold's held-out subjects scored after each epoch (BCE, AUROC: empty where they hold one class); the last
+    # epoch's is the fold's out-of-fold figure in metrics.json; the final fit has no held-out part
+    per_fold = json.loads((tmp_path / "whole" / "metrics.json").read_text())["per_fold"]
+    folds = [r for r in rows if r["fit"] != "final fit"]
+    assert all(float(r["val_loss"]) > 0 and r["metric"] == "auroc" for r in folds)
+    for f, pf in enumerate(per_fold):
+        last = [r for r in folds if r["fit"] == f"fold {f + 1}"][-1]["val_metric"]
+        assert (last == "") if pf["auroc"] is None else float(last) == pytest.approx(pf["auroc"], abs=1e-6)
+    assert any(pf["auroc"] is not None for pf in per_fold)
+    assert all(r["val_loss"] == r["val_metric"] == r["metric"] == "" for r in rows if r["fit"] == "final fit")
 
     kill_after_rows(monkeypatch, FT, 3)              # fold 2's first epoch logged, then a kill mid-fold
     run = tmp_path / "killed"
@@ -216,3 +226,59 @@ def test_a_log_every_past_the_run_says_its_log_has_no_train_rows(tmp_path, capsy
     err = [ln for ln in capsys.readouterr().err.splitlines() if "--log-every" in ln]
     assert err == ["sqtool: note: --log-every 1000 is past this run's 8 steps: RUN/log.csv gets no train row (loss, lr, "
                    "grad_norm), only validations; --log-every 1 gives train rows"]
+
+
+def test_the_held_out_figures_are_a_regression_folds_mae_and_change_nothing_it_trains(tmp_path):
+    """A fold's held-out figures (`train.finetune.held_out_part`: the smooth-L1 loss on normalised targets and the MAE
+    in BPM, after each epoch) come from a forward pass in eval mode that leaves the model as it was: a model with
+    BatchNorm trains to the same weights bit for bit with them and without (the fine-tune's metrics stay those of a
+    run without them), and the last epoch's MAE is the trained model's on those windows."""
+    import dataclasses
+
+    import numpy as np
+    import torch
+
+    from sqtool.core.metrics import task_metrics
+    from sqtool.core.trainlog import TrainLog, start_fit
+    from sqtool.models import create_model, get_model_cfg
+
+    rng = np.random.default_rng(0)
+    mc = get_model_cfg("resnet1d_siamq_tiny")
+    mc = mc.replace(task="hr", outputs=("hr_bpm",), units=("bpm",), target_mean=(70.0,), target_std=(10.0,))
+    x = rng.standard_normal((40, *mc.input_shape)).astype(np.float32)          # (N, C, T)
+    y = (70 + 10 * rng.standard_normal((40, 1))).astype(np.float32)              # (N, 1) BPM
+    norm, denorm = (lambda v: ((v - 70) / 10).astype(np.float32)), (lambda p: p * 10 + 70)
+    cfg = dataclasses.replace(FT.FinetuneConfig(), epochs=3, batch_size=8, progress=False)
+
+    def trained(history):
+        torch.manual_seed(0)
+        m = create_model(mc)
+        FT._fit(m, x[:30], norm(y[:30]), cfg, "regression", "cpu", seed=1, history=history)
+        return m
+
+    held = FT.held_out_part("hr", "regression", x[30:], y[30:], norm(y[30:]), denorm, "cpu", ("hr_bpm",), ("bpm",))
+    rows = start_fit(TrainLog(tmp_path, FINETUNE_COLUMNS), "fold 1", held)
+    with_val, without = trained(rows), trained([])
+    logged = read_log(tmp_path / LOG_FILE)
+    a, b = with_val.state_dict(), without.state_dict()
+    assert any("running_mean" in k for k in a) and all(torch.equal(a[k], b[k]) for k in a)
+    assert list(rows) == pytest.approx([float(r["loss"]) for r in logged])
+    assert [r["metric"] for r in logged] == ["mae_bpm"] * 3 and all(float(r["val_loss"]) > 0 for r in logged)
+    mae = task_metrics("hr", y[30:], denorm(FT.predict(with_val, x[30:], "cpu")))["mae"]
+    assert float(logged[-1]["val_metric"]) == pytest.approx(mae, rel=1e-6)
+
+
+def test_keep_fits_drops_an_earlier_trys_fits_that_this_run_has_none_of(tmp_path):
+    """`keep_fits(log, "inner", fits)`: the rows (and RUN/tb folders) of the family's fits not in `fits` go, the others'
+    and other families' stay; with no fits the family's every row goes (a resume with --decoder-on teacher)."""
+    from sqtool.core.trainlog import TB_DIR, TrainLog, keep_fits, start_fit
+    log = TrainLog(tmp_path, FINETUNE_COLUMNS, fresh=True)
+    for fit in ("inner 1 distill", "inner 2 distill", "inner 3 distill", "calibration 1 distill", "distill"):
+        start_fit(log, fit).add(0.5)
+        (tmp_path / TB_DIR / fit.replace(" ", "_")).mkdir(parents=True)
+    keep_fits(log, "inner", ["inner 1 distill", "inner 2 distill"])
+    assert [r["fit"] for r in read_log(tmp_path / LOG_FILE)] == ["inner 1 distill", "inner 2 distill",
+                                                                "calibration 1 distill", "distill"]
+    keep_fits(log, "calibration")
+    assert [r["fit"] for r in read_log(tmp_path / LOG_FILE)] == ["inner 1 distill", "inner 2 distill", "distill"]
+    assert sorted(p.name for p in (tmp_path / TB_DIR).iterdir()) == ["distill", "inner_1_distill", "inner_2_distill"]
