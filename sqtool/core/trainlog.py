@@ -88,6 +88,20 @@ class TrainLog:
             if fresh:                         # the earlier run's log, in either form
                 self.path.unlink(missing_ok=True)
                 shutil.rmtree(self.path.parent / TB_DIR, ignore_errors=True)
+            else:
+                self._same_columns()
+
+    def _same_columns(self) -> None:
+        """A resumed run's log.csv written with other columns (by an earlier sqtool: before the held-out columns)
+        rewritten under this run's header, its rows kept (a column it lacked empty), so the rows appended next line up
+        with the header."""
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                head = next(csv.reader([f.readline()]), [])
+        except OSError:
+            return
+        if head and tuple(head) != self.columns:
+            self._rewrite(read_log(self.path), "its columns brought up to date")
 
     def _tb_writer(self, sub: str = "", purge_step: int | None = None):
         """The TensorBoard writer of RUN/tb/`sub`, made at its first row or `keep`; None without the package (said
@@ -154,16 +168,20 @@ class TrainLog:
         kept = [r for r in rows if keep(r)]
         if len(kept) == len(rows) and self.path.read_text().endswith("\n"):
             return                            # nothing to drop: the file stays (`tail -f` follows this one)
+        self._rewrite(kept, "so rows past the checkpoint appear twice")
+
+    def _rewrite(self, rows: list[dict], otherwise: str) -> None:
+        """log.csv replaced atomically by `rows` under this log's header; one note if it cannot be."""
         buf = io.StringIO()
         w = csv.DictWriter(buf, self.columns, extrasaction="ignore", lineterminator="\n")
         w.writeheader()
-        w.writerows(kept)
+        w.writerows(rows)
         from sqtool.core.io import atomic_write_text
         try:
             atomic_write_text(self.path, buf.getvalue())
         except OSError as e:
             print(f"sqtool: note: {self.path} cannot be rewritten for the resume ({e.strerror or e}): kept as it was, "
-                  "so rows past the checkpoint appear twice", file=sys.stderr)
+                  f"{otherwise}", file=sys.stderr)
 
     def _unwritable(self, e: OSError) -> None:
         """A row that could not be appended: one note at the first of a run of such rows, counted."""

@@ -282,3 +282,19 @@ def test_keep_fits_drops_an_earlier_trys_fits_that_this_run_has_none_of(tmp_path
     keep_fits(log, "calibration")
     assert [r["fit"] for r in read_log(tmp_path / LOG_FILE)] == ["inner 1 distill", "inner 2 distill", "distill"]
     assert sorted(p.name for p in (tmp_path / TB_DIR).iterdir()) == ["distill", "inner_1_distill", "inner_2_distill"]
+
+
+def test_a_resumed_run_whose_log_has_other_columns_rewrites_it_under_this_runs_header(tmp_path):
+    """A run started by an earlier sqtool (log.csv without the held-out columns) and resumed by this one: its rows
+    are kept under the new header (the new columns empty) before any row is appended, so the CSV stays one table."""
+    from sqtool.core.trainlog import TrainLog, start_fit
+    old = ("fit", "epoch", "loss", "lr", "elapsed_s")
+    (tmp_path / LOG_FILE).write_text(",".join(old) + "\nfold 1,1,0.9,0.001,1.5\nfold 1,2,0.8,0.001,3.0\n")
+    log = TrainLog(tmp_path, FINETUNE_COLUMNS)
+    start_fit(log, "fold 2").add(0.7, 0.001)
+    lines = (tmp_path / LOG_FILE).read_text().splitlines()
+    assert lines[0] == ",".join(FINETUNE_COLUMNS) and len(lines) == 4
+    rows = read_log(tmp_path / LOG_FILE)
+    assert [(r["fit"], r["epoch"], r["loss"], r["val_metric"]) for r in rows] == [
+        ("fold 1", "1", "0.9", ""), ("fold 1", "2", "0.8", ""), ("fold 2", "1", "0.7", "")]
+    assert all(None not in r for r in rows)               # no row wider than the header
