@@ -243,6 +243,16 @@ class FitRows(list):
                      lr=lr, val_loss=val_loss, val_metric=val_metric, metric=metric, elapsed_s=self.log.elapsed())
 
 
+def held_out_curves(run_dir: str | os.PathLike) -> dict[str, list[float]]:
+    """Each fit's held-out val_loss per epoch as RUN/log.csv holds it ("fold 2 held-out": [...]; fits without one
+    left out), for training_curve.png's dashed lines beside the training losses (a resume's reused folds included)."""
+    curves: dict[str, list[float]] = {}
+    for r in read_log(Path(run_dir) / LOG_FILE):
+        if r.get("val_loss"):
+            curves.setdefault(f"{r['fit']} held-out", []).append(float(r["val_loss"]))
+    return curves
+
+
 def tb_folder(fit: str) -> str:
     """A fit's TensorBoard folder under RUN/tb (its run in TensorBoard): "fold 2" -> "fold_2"."""
     return re.sub(r"\W+", "_", fit).strip("_") or "fit"

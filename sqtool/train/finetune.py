@@ -60,7 +60,8 @@ import numpy as np
 from sqtool.core import (SqtoolError, atomic_save_npz, atomic_write_text, check_band_phase, resolve_data_root, to_dict,
                          write_metrics)
 from sqtool.core.io import parity_sample
-from sqtool.core.trainlog import FINETUNE_COLUMNS, HeldOut, TrainLog, add_epoch, start_fit, val_metric_name
+from sqtool.core.trainlog import (FINETUNE_COLUMNS, HeldOut, TrainLog, add_epoch, held_out_curves, start_fit,
+                                  val_metric_name)
 from sqtool.core.progress import item, metric_text, training_curve
 from sqtool.core.runs import save_resolved, torch_compute
 from sqtool.core.optim import LAYOUT_HELP, check_training_numbers, encoder_layout, one_cycle
@@ -743,8 +744,9 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
 
 def fold_curve(run_dir: Path, curves: dict, kind: str, task: str) -> None:
     """training_curve.png of the fits trained so far (after each fold, and at the end)."""
-    training_curve(run_dir, curves, ylabel="training loss (normalised targets)" if kind == "regression"
-                   else "training loss (BCE)", title=f"fine-tune {task}: loss per epoch")
+    training_curve(run_dir, curves, ylabel="loss (normalised targets)" if kind == "regression" else "loss (BCE)",
+                   title=f"fine-tune {task}: loss per epoch (dashed: the fold's held-out subjects)",
+                   val=held_out_curves(run_dir))
 
 
 def _cfg_from(ck):

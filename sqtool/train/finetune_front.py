@@ -31,7 +31,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError, atomic_save_npz, atomic_write_text, resolve_data_root, to_dict, write_metrics
 from sqtool.core.progress import item, metric_text, training_curve
-from sqtool.core.trainlog import FINETUNE_COLUMNS, TrainLog, start_fit
+from sqtool.core.trainlog import FINETUNE_COLUMNS, TrainLog, held_out_curves, start_fit
 
 PARITY_WINDOWS = 256                   # training windows' inputs kept for export's parity when none is held out
 
@@ -152,7 +152,8 @@ def run_front_finetune(cfg, run_dir: str | Path, recipe: FrontRecipe, log=item, 
     tlog = TrainLog(run_dir, FINETUNE_COLUMNS, fresh=not resume, tensorboard=cfg.tensorboard)     # RUN/log.csv
 
     def plot():                                     # training_curve.png of the fits trained so far
-        training_curve(run_dir, curves, ylabel=recipe.curve, title=f"fine-tune {task} ({cfg.model}): loss per epoch")
+        training_curve(run_dir, curves, ylabel=recipe.curve, val=held_out_curves(run_dir),
+                       title=f"fine-tune {task} ({cfg.model}): loss per epoch (dashed: the fold's held-out subjects)")
     key, inputs = fold_key(cfg, td, folds), fold_inputs(cfg, td, folds, held)
     pm = primary_metric(task)
     for f, (tr, te) in enumerate(folds):

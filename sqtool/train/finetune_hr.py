@@ -399,8 +399,9 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
 def hr_curve(run_dir, curves: dict, model: str) -> None:
     """training_curve.png of the fits trained so far (after each fold, and at the end)."""
     from sqtool.core.progress import training_curve
-    training_curve(run_dir, curves, ylabel="training loss (soft-label cross-entropy)",
-                   title=f"fine-tune hr {model}: loss per epoch")
+    from sqtool.core.trainlog import held_out_curves
+    training_curve(run_dir, curves, ylabel="loss (soft-label cross-entropy)", val=held_out_curves(run_dir),
+                   title=f"fine-tune hr {model}: loss per epoch (dashed: the fold's held-out subjects)")
 
 
 def subjects_text(g, k: int = 3) -> str:

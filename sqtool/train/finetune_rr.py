@@ -148,7 +148,7 @@ def recipe(cfg):
         task="rr", outputs=OUTPUTS, units=("breaths/min",), what="respiratory spectra", front=_front,
         fit=lambda A, y, groups, mc, seed, history: fit_rr(A, y[:, 0], mc, seed=seed, history=history, **fit),
         net_input=lambda net, A: np.asarray(A, np.float32), read=_read,
-        curve="training loss (cross-entropy over the bins)",
+        curve="loss (cross-entropy over the bins)",
         checkpoint_extra=lambda y: {"train_target_mean": [float(np.mean(y[:, 0]))]},   # bench's trivial predictor
         classic_front=_classic_front, loss=_loss)
 

@@ -75,7 +75,13 @@ FTA = ["train", "finetune", "--task", "af", "--model", "resnet1d_siamq_tiny", "-
 
 
 def test_a_finetune_logs_each_fit_and_its_resume_redoes_an_unfinished_folds_rows(tmp_path, monkeypatch):
+    drawn = []                                       # training_curve.png's lines: each fold's held-out loss dashed
+    monkeypatch.setattr(FT, "training_curve", lambda run_dir, curves, **kw: drawn.append((dict(curves), kw["val"])))
     assert main(FTA + ["--out", str(tmp_path / "whole")]) == 0
+    monkeypatch.undo()
+    curves, val = drawn[-1]
+    assert sorted(val) == ["fold 1 held-out", "fold 2 held-out", "fold 3 held-out"]
+    assert all(len(v) == len(curves[k.replace(" held-out", "")]) == 2 for k, v in val.items())
     rows = read_log(tmp_path / "whole" / LOG_FILE)
     assert (tmp_path / "whole" / LOG_FILE).read_text().splitlines()[0] == ",".join(FINETUNE_COLUMNS)
     assert [(r["fit"], r["epoch"]) for r in rows] == [(f, e) for f in ("fold 1", "fold 2", "fold 3", "final fit")
