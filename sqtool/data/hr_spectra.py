@@ -117,10 +117,12 @@ def stream_channels(record, model_cfg: ModelCfg | dict) -> tuple[list[str], int]
     sensors = ppg_sensors(mc)
     present = [c for c in sensors if c in record.signals]
     if not present:
+        from sqtool.data.dataset_reader import described_above
         raise MissingChannel(f"{record.dataset}/{record.record_id}: the model needs a PPG channel "
                           f"({' or '.join(sensors)}); the recording has {', '.join(record.signals) or 'none'} "
-                          f"(name yours in a dataset.yaml, e.g. channels: {{{sensors[0]}: <column>}}, and give "
-                          "that file as --data)")
+                          + (described_above(getattr(record, "source", "")) or
+                             f"(name yours in a dataset.yaml, e.g. channels: {{{sensors[0]}: <column>}}, and give "
+                             "that file as --data)"))
     return present + signal_channels(mc["channels"][1:]), len(present)
 
 

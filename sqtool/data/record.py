@@ -45,8 +45,11 @@ def require_channels(record, channels, where: str = "") -> None:
     """MissingChannel naming the recording (`where`, else dataset/record_id), the channels it lacks and those it has."""
     miss = [c for c in channels if c not in record.signals]
     if miss:
+        from sqtool.data.dataset_reader import described_above      # a recording of a dataset file, given alone
+        above = described_above(getattr(record, "source", ""))
         raise MissingChannel(f"{where or f'{record.dataset}/{record.record_id}'}: the model needs channel(s) "
-                             f"{', '.join(miss)}; the recording has {', '.join(record.signals) or 'none'}")
+                             f"{', '.join(miss)}; the recording has {', '.join(record.signals) or 'none'}"
+                             + (f" {above}" if above else ""))
 
 
 def subject_key(dataset: str, subject) -> str:

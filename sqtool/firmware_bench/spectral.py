@@ -77,13 +77,19 @@ NOT_MEASURED = "accuracy not measured: no recording has heart-rate truth (labels
 
 # ----------------------------------------------------------------------------- data
 
-def resolve_data(data: str, data_root: str | None = None, command: str = "bench"):
+def resolve_data(data: str, data_root: str | None = None, command: str = "bench", recordings=()):
     """--data through the one resolver (`data.dataset_file.resolve_data`): a dataset file (a dataset.yaml, or a
-    built-in name such as troika / wrist_exercise) -> its DatasetFile; a recordings folder or file -> its Path; a
-    data root (several datasets) is one line (`one_dataset`)."""
-    from sqtool.data.dataset_file import one_dataset, resolve_data as resolve
-    ref = one_dataset(resolve(data, data_root or None), command)
+    built-in name such as troika / wrist_exercise) -> its DatasetFile, reading only the recordings --recordings picks
+    (`pick_recordings`); a recordings folder or file -> its Path; a data root (several datasets) is one line
+    (`one_dataset`)."""
+    from sqtool.data.dataset_file import one_dataset, pick_recordings, resolve_data as resolve
+    ref = pick_recordings(one_dataset(resolve(data, data_root or None), command), recordings)
     return ref.dataset if ref.kind == "dataset" else ref.path
+
+
+RECORDINGS_HELP = ("with a dataset file as --data: only the recordings these patterns pick, comma separated (shell "
+                   "patterns on a recording's id, its path under the file's root without the extension, or a leading "
+                   "folder of it: s6_walk, s6_*, */ppg); its labels and subjects read as for all")
 
 
 def synthetic_records() -> list:
@@ -728,9 +734,10 @@ def prepare_all(cfg, md: dict, records=None, log=print, n_sensors: int | None = 
     acc_fs = getattr(cfg, "acc_fs", None)
     if records is None and cfg.data == "synthetic":     # the embedded default: wrist PPG + acc with known HR
         reader_options(acc_fs, "synthetic")
+        resolve_data("synthetic", recordings=getattr(cfg, "recordings", ()))    # --recordings: one line
         records, data = synthetic_records(), "synthetic"
     if records is None:
-        path = resolve_data(cfg.data, getattr(cfg, "data_root", ""))
+        path = resolve_data(cfg.data, getattr(cfg, "data_root", ""), recordings=getattr(cfg, "recordings", ()))
         records = _or_none_usable(iter_load(path, getattr(cfg, "max_seconds", 0.0), log, left_out,
                                             options=reader_options(acc_fs, path)), path, left_out)
         data = str(getattr(path, "path", path))
