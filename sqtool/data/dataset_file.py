@@ -261,6 +261,8 @@ class DatasetFile:
     exclude: dict[str, str] = field(default_factory=dict)
     split: Split = field(default_factory=Split)
     report: dict = field(default_factory=dict)      # filled by records(): excluded, skipped, doubtful hr windows
+    recordings: tuple[str, ...] = ()                # only the recordings these patterns pick (`picks`; predict and
+    #                                                 bench --recordings): none = every one
 
     # -- what the file promises
     @property
@@ -929,6 +931,28 @@ def one_dataset(ref: DataRef, command: str) -> DataRef:
                       f"reads one dataset at a time: give one of them, e.g. --data {ref.path / found[0]}")
 
 
+def picks(patterns, record_id: str) -> bool:
+    """Whether --recordings `patterns` (shell patterns, fnmatch) pick a recording: one matches its id (its path under
+    root without the extension, e.g. s6_walk/ppg) or a leading folder of it (s6_walk, s6_*)."""
+    from fnmatch import fnmatchcase
+    parts = str(record_id).split("/")
+    heads = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    return any(fnmatchcase(h, p) for p in patterns for h in heads)
+
+
+def pick_recordings(ref: DataRef, patterns) -> DataRef:
+    """`ref` reading only the recordings `patterns` pick (`picks`; none: `ref` as it is): a dataset file's, whose
+    labels, subjects and split are read as for all of them. A folder or file of recordings is one line."""
+    patterns = tuple(p.strip() for p in (patterns or ()) if p and p.strip())
+    if not patterns:
+        return ref
+    if ref.kind != "dataset":
+        raise SqtoolError(f"--recordings {','.join(patterns)}: picks recordings of a dataset file (a dataset.yaml or "
+                          f"a built-in name); --data {ref} is {'synthetic' if ref.kind == 'synthetic' else 'no dataset file'}"
+                          + ("" if ref.kind == "synthetic" else ": give the recording or folder itself as --data"))
+    return DataRef("dataset", ref.path, dataclasses.replace(ref.dataset, recordings=patterns))
+
+
 def data_records(ref: DataRef, log=None, **kw) -> list:
     """The records of a dataset file or a recordings path (kw go to readers.read_dataset for a path)."""
     if ref.kind == "dataset":
@@ -943,4 +967,4 @@ def data_records(ref: DataRef, log=None, **kw) -> list:
 __all__ = ["DatasetFile", "Channel", "Subject", "Conditions",
            "LabelSource", "Windows", "Split", "DataRef", "parse_dataset",
            "load_dataset_file", "load_builtin", "builtin_exclude", "builtin_names", "resolve_data", "data_records",
-           "TASK_LABELS", "dataset_folders", "is_data_root", "one_dataset", "file_record"]
+           "TASK_LABELS", "dataset_folders", "is_data_root", "one_dataset", "file_record", "picks", "pick_recordings"]

@@ -87,9 +87,12 @@ def read_records(ds: DatasetFile, log=None, max_records: int = 0, on_error: str 
     tables: dict[str, LabelTable] = {}              # label -> its table (generic formats)
     if ds.builtin:
         recs = _builtin_records(ds, on_error, bad)
+        ids = [str(r.record_id) for r in recs]
+        recs = [r for r, k in zip(recs, _picked(ds, ids, gone)) if k]
     else:
         files = _files(ds)
-        tables = _tables(ds, files)
+        tables = _tables(ds, files)                 # label tables checked against every recording, picked or not
+        files = [p for p, k in zip(files, _picked(ds, [_record_id(ds, p) for p in files], gone)) if k]
         recs = list(_read_files(ds, files, tables, on_error, bad, gone, unread))
     recs = _whole_file_checks(ds, recs, tables, bad, gone, unread, on_error, say)
     return recs[:max_records or None]
@@ -132,6 +135,7 @@ def iter_read_records(ds: DatasetFile, log=None, on_error: str = "raise"):
     unread: set[str] = set()
     files = _files(ds)
     tables = _tables(ds, files)
+    files = [p for p, k in zip(files, _picked(ds, [_record_id(ds, p) for p in files], gone)) if k]
     seen: list[Record] = []                         # each record read, less its signals
     in_order = sorted(files, key=lambda q: _record_id(ds, q))     # read_records' order (a stable sort by id)
     for rec in _read_files(ds, in_order, tables, on_error, bad, gone, unread):
@@ -139,6 +143,22 @@ def iter_read_records(ds: DatasetFile, log=None, on_error: str = "raise"):
         seen.append(dataclasses.replace(rec, signals={}))
         del rec
     _whole_file_checks(ds, seen, tables, bad, gone, unread, on_error, say)
+
+
+def _picked(ds: DatasetFile, ids: list[str], gone: set[str]) -> list[bool]:
+    """Which of the recordings `ids` ds.recordings picks (`dataset_file.picks`; every one without patterns); the others'
+    ids go to `gone` (an exclude naming one is no unknown name). None picked is one line naming some ids."""
+    from sqtool.data.dataset_file import picks
+    if not ds.recordings:
+        return [True] * len(ids)
+    keep = [picks(ds.recordings, i) for i in ids]
+    if not any(keep):
+        some = sorted(ids)[:3]
+        raise SqtoolError(f"--recordings {','.join(ds.recordings)}: no recording of {ds.path} is picked ({len(ids)} "
+                          f"recordings, e.g. {', '.join(some)}: a pattern matches a recording's id or a leading "
+                          f"folder of it, e.g. {some[0].split('/')[0]})")
+    gone.update(i for i, k in zip(ids, keep) if not k)
+    return keep
 
 
 def _whole_file_checks(ds: DatasetFile, recs: list[Record], tables: dict, bad: list[str], gone: set[str],
@@ -264,6 +284,38 @@ def _files(ds: DatasetFile) -> list[Path]:
         raise SqtoolError(f"{ds.path}: no recordings matching '{ds.files}' under {ds.root}"
                           + (" (folder is empty)" if not any(ds.root.iterdir()) else ""))
     return not_stream_files(ds, e4_sessions(ds, files) if ds.format == "e4" else files)
+
+
+def described_above(path) -> str:
+    """For a recording file, a stream file of one or a folder of them given alone: '(DATASET.yaml in a folder above
+    describes it: give --data DATASET.yaml --recordings PATTERN)', naming the nearest dataset file above `path` whose
+    root holds recordings at `path` and the pattern (`dataset_file.picks`) that picks them; '' when there is none. A
+    stream-file layout's ppg.csv read alone has columns of the device's names, none of the model's channels.
+    (`readers.describing_file` names a dataset file whose root IS a folder refused whole.)"""
+    from sqtool.data.dataset_file import load_dataset_file
+    if not path:
+        return ""
+    p = Path(path).absolute()
+    for d in p.parents:
+        if not (d / "dataset.yaml").is_file():
+            continue
+        try:
+            ds = load_dataset_file(d / "dataset.yaml")
+            rel = p.resolve().relative_to(ds.root.resolve()) if not ds.builtin else None
+            files = _files(ds) if rel is not None else []
+        except (SqtoolError, ValueError, OSError):
+            continue
+        ids = {Path(os.path.normpath(f.resolve())): _record_id(ds, f) for f in files}
+        here = Path(os.path.normpath(p.resolve()))
+        if here in ids:
+            pattern = ids[here]                                   # one of its recordings
+        elif any(here in f.parents or (p.is_file() and f.parent == here.parent) for f in ids):
+            pattern = (rel if p.is_dir() else rel.parent).as_posix()   # a folder of them, or a session's stream file
+        else:
+            continue
+        shown = os.path.relpath(ds.path) if not os.path.relpath(ds.path).startswith("..") else str(ds.path)
+        return f"({shown} in a folder above describes it: give --data {shown} --recordings {pattern})"
+    return ""
 
 
 def e4_sessions(ds: DatasetFile, files: list[Path]) -> list[Path]:

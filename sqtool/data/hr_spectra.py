@@ -117,10 +117,12 @@ def stream_channels(record, model_cfg: ModelCfg | dict) -> tuple[list[str], int]
     sensors = ppg_sensors(mc)
     present = [c for c in sensors if c in record.signals]
     if not present:
+        from sqtool.data.dataset_reader import described_above
         raise MissingChannel(f"{record.dataset}/{record.record_id}: the model needs a PPG channel "
                           f"({' or '.join(sensors)}); the recording has {', '.join(record.signals) or 'none'} "
-                          f"(name yours in a dataset.yaml, e.g. channels: {{{sensors[0]}: <column>}}, and give "
-                          "that file as --data)")
+                          + (described_above(getattr(record, "source", "")) or
+                             f"(name yours in a dataset.yaml, e.g. channels: {{{sensors[0]}: <column>}}, and give "
+                             "that file as --data)"))
     return present + signal_channels(mc["channels"][1:]), len(present)
 
 
@@ -156,13 +158,19 @@ def saturation_note(x: np.ndarray, gains, rows, where: str) -> str | None:
     with np.errstate(invalid="ignore"):
         over = np.abs(np.asarray(x, np.float64) * np.asarray(gains, np.float64)[:, None]) > 32767     # (C, N)
     frac = over.mean(axis=1) if over.shape[1] else np.zeros(len(over))
-    bad = [f"{100 * f:.0f} % of {r}'s" for r, f in zip(rows, frac) if f > SATURATED]
-    if not bad:
+    over = [r for r, f in zip(rows, frac) if f > SATURATED]
+    if not over:
         return None
+    bad = [f"{100 * f:.0f} % of {r}'s" for r, f in zip(rows, frac) if f > SATURATED]
+    advice = []                                  # per channel kind: an optical front end's counts, or acceleration
+    if any(r not in ACC_AXES for r in over):
+        advice.append("a flat PPG's windows are flagged: PPG counts wider than int16 (an 18-bit optical front end?) "
+                      "need counts per unit below 1, or their DC removed, as the device's int16 input would")
+    if any(r in ACC_AXES for r in over):
+        advice.append("a railed axis loses the motion the model reads: acceleration is read in g (gravity alone is "
+                      "1 g on some axis), so m/s^2 needs dividing by 9.80665 (or its counts per unit by 9.80665)")
     return (f"sqtool: note: {where}: with gains {', '.join(f'{g:g}' for g in gains)}, {', '.join(bad)} samples "
-            "are past int16's +-32767 and read as the rail (a flat PPG's windows are flagged): "
-            "counts wider than int16 (an 18-bit optical front end?) need counts per unit below 1, or their DC "
-            "removed, as the device's int16 input would")
+            "are past int16's +-32767 and read as the rail: " + "; ".join(advice))
 
 
 def device_stream(record, channels, shared_acc_gain: bool = False, acc_resampler: bool = False,

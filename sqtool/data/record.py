@@ -45,8 +45,11 @@ def require_channels(record, channels, where: str = "") -> None:
     """MissingChannel naming the recording (`where`, else dataset/record_id), the channels it lacks and those it has."""
     miss = [c for c in channels if c not in record.signals]
     if miss:
+        from sqtool.data.dataset_reader import described_above      # a recording of a dataset file, given alone
+        above = described_above(getattr(record, "source", ""))
         raise MissingChannel(f"{where or f'{record.dataset}/{record.record_id}'}: the model needs channel(s) "
-                             f"{', '.join(miss)}; the recording has {', '.join(record.signals) or 'none'}")
+                             f"{', '.join(miss)}; the recording has {', '.join(record.signals) or 'none'}"
+                             + (f" {above}" if above else ""))
 
 
 def subject_key(dataset: str, subject) -> str:
@@ -149,9 +152,11 @@ class Record:
         (na, fa), (nb, fb) = spans[a], spans[b]
         if (nb / fb - na / fa) * min(fa, fb) >= slack + 1 - 1e-6:        # the difference in slower-channel samples
             short = f"{nb - na} samples" if fa == fb else f"{nb / fb - na / fa:.3g} s"
+            with_a = [f"'{ch}'" for ch, (n, f) in spans.items() if abs(n / f - na / fa) * f < 0.5]   # a's span
             raise SqtoolError(f"{self.source or f'{self.dataset}/{self.record_id}'}: channels of unequal length: "
                               f"'{b}' has {nb} samples at {fb:g} Hz ({nb / fb:g} s), '{a}' {na} at {fa:g} Hz "
-                              f"({na / fa:g} s), {short} short; give every channel the same span")
+                              f"({na / fa:g} s): {', '.join(with_a)} {'is' if len(with_a) == 1 else 'are'} {short} "
+                              f"short of '{b}'; give every channel the same span")
         return self
 
     def nonfinite_samples(self) -> int:

@@ -344,6 +344,20 @@ def brevitas_outputs(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return out[0].detach().cpu().numpy(), int8_codes(last).reshape(len(x), -1)
 
 
+def unquantized_outputs(model, x: np.ndarray) -> np.ndarray:
+    """The float outputs (B, k) of a Brevitas model on windows x (B, C, T) with every quantizer off (weights, biases
+    and activations in float: `brevitas.graph.calibrate.quantization_status_manager`): the network its QAT trained,
+    before int8 rounding. Beside `brevitas_outputs` it splits an int8 reading's distance from the float student's into
+    QAT's training (this network) and the rounding (this network vs its int8 outputs)."""
+    import torch
+    from brevitas.graph.calibrate import quantization_status_manager
+    model.eval()
+    with torch.no_grad(), quantization_status_manager(model, disable_act_quant=True, disable_weight_quant=True,
+                                                      disable_bias_quant=True):
+        y = model(torch.as_tensor(np.asarray(x, np.float32)))
+    return getattr(y, "value", y).detach().cpu().numpy()
+
+
 def int8_codes(qt) -> np.ndarray:
     """A QuantTensor's integers as int8 channels-last: uint8 (a ReLU's) shifted to zero point -128, (B, C, T) ->
     (B, T, C)."""

@@ -79,7 +79,7 @@ from sqtool.core.manifest import TamperedArtifact
 from sqtool.core.progress import bar, item
 from sqtool.core.runs import FORCE_HELP, check_required, releases_run_dirs, shell_command
 from sqtool.core.say import also_on_stderr
-from sqtool.firmware_bench.spectral import ACC_FS_HELP
+from sqtool.firmware_bench.spectral import ACC_FS_HELP, RECORDINGS_HELP
 from sqtool.firmware_bench.report import (HEART_RATE, SAME_HR_BPM, Target, left_out_lines, long_enough,
                                           primary_runtime)
 from sqtool.data.hr_tracker import MAX_FLAGGED, QUALITY_OUTPUT, tracker_ok
@@ -126,6 +126,7 @@ class BenchConfig:
                                                                 "output says poor (a model without one is "
                                                                 "refused)"})
     max_records: int = field(default=0, metadata={"help": "use at most this many recordings (0 = all)"})
+    recordings: list[str] = field(default_factory=list, metadata={"help": RECORDINGS_HELP, "metavar": "PATTERN"})
     max_seconds: float = field(default=0.0, metadata={"help": "spectral models: use only the first seconds of each "
                                                               "recording (0 = all)"})
     acc_fs: float | None = field(default=None, metadata={"help": ACC_FS_HELP, "metavar": "HZ"})
@@ -336,9 +337,10 @@ def _records(cfg: BenchConfig, channels, records=None):
         if not cfg.data:
             raise SqtoolError("--data is required (a recordings dir or file, e.g. "
                               "../shared/data/troika/Training_data, or 'synthetic')")
-        from sqtool.data.dataset_file import one_dataset, resolve_data
+        from sqtool.data.dataset_file import one_dataset, pick_recordings, resolve_data
         from sqtool.firmware_bench.spectral import iter_load
-        ref = one_dataset(resolve_data(cfg.data, getattr(cfg, "data_root", "") or None), "bench")  # the one resolver
+        ref = pick_recordings(one_dataset(resolve_data(cfg.data, getattr(cfg, "data_root", "") or None), "bench"),
+                              cfg.recordings)                                                  # the one resolver
         options = reader_options(cfg.acc_fs, ref.path if ref.kind == "path" else ref.dataset)
         records = iter_load(ref.path, left_out=left_out, options=options) if ref.kind == "path" else \
             ref.dataset.iter_records()

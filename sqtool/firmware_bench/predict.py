@@ -103,7 +103,7 @@ from sqtool.core.say import also_on_stderr
 from sqtool.data.tasks import PREDICT_COLUMNS
 from sqtool.data.record import MissingChannel, TooShort, require_channels, resampled_note, stream_rate
 from sqtool.data.preprocess import whole_hz_note
-from sqtool.firmware_bench.spectral import ACC_FS_HELP
+from sqtool.firmware_bench.spectral import ACC_FS_HELP, RECORDINGS_HELP
 from sqtool.firmware_bench.report import class_metrics, left_out_lines, long_enough, subjects_auroc
 from sqtool.data.hr_tracker import MAX_FLAGGED, track, tracker_ok
 
@@ -202,6 +202,7 @@ class PredictConfig:
                                                        "front end too, from the device samples) (default: the C "
                                                        "pipeline when available, else c, else tflite (int8), else "
                                                        "onnx: what the export has)"})
+    recordings: list[str] = field(default_factory=list, metadata={"help": RECORDINGS_HELP, "metavar": "PATTERN"})
     max_seconds: float = field(default=0.0, metadata={"help": "use only the first seconds of each recording (0 = all)"})
     gains: str = field(default="robust", metadata={
         "help": "how a spectral heart-rate model's samples become int16 device counts: robust (default: per "
@@ -538,9 +539,10 @@ def predict(cfg: PredictConfig, records=None) -> dict:
             raise SqtoolError("--data is required (a recording file or a folder of recordings)")
         if cfg.data == "synthetic":                # the embedded recordings `bench --data synthetic` reads
             S.reader_options(cfg.acc_fs, "synthetic")
+            S.resolve_data("synthetic", recordings=cfg.recordings)             # --recordings: one line
             records, data = [S.cut(r, cfg.max_seconds) for r in S.synthetic_records()], "synthetic"
         else:
-            path = S.resolve_data(cfg.data, cfg.data_root, "predict")
+            path = S.resolve_data(cfg.data, cfg.data_root, "predict", cfg.recordings)
             records = S.iter_load(path, cfg.max_seconds, log=excluded.append, left_out=left_out,   # one at a time:
                                   options=S.reader_options(cfg.acc_fs, path))   # a file the model refuses (its
             data = str(getattr(path, "path", path))                             # rate) stops the read there

@@ -410,6 +410,16 @@ class BrevitasInt8(TorchRuntime):
         self.int8_outputs = np.concatenate(qs).astype(np.int8)
         return np.concatenate(ys)
 
+    def run_unquantized(self, x):                               # (N, C, T) -> (N, k) in units
+        """The QAT checkpoint with quantization off (`intgraph.unquantized_outputs`): the float twin of the int8
+        rows, where torch_student is the float student before QAT changed its weights."""
+        from sqtool.core.runs import torch_threads
+        from sqtool.export.intgraph import unquantized_outputs
+        from sqtool.export.metadata import to_units
+        with torch_threads(1):
+            return np.concatenate([to_units(unquantized_outputs(self.model, np.ascontiguousarray(
+                x[i:i + BREVITAS_BATCH][:, self.ch_idx])), self.units_md) for i in range(0, len(x), BREVITAS_BATCH)])
+
 
 # the checkpoint kinds each option that names a checkpoint (its key: --teacher -> teacher) takes: its runtime's
 CHECKPOINT_KINDS = {c.key: c.kinds for c in (TorchTeacher, TorchStudent, BrevitasInt8)}

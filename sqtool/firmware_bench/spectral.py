@@ -77,13 +77,19 @@ NOT_MEASURED = "accuracy not measured: no recording has heart-rate truth (labels
 
 # ----------------------------------------------------------------------------- data
 
-def resolve_data(data: str, data_root: str | None = None, command: str = "bench"):
+def resolve_data(data: str, data_root: str | None = None, command: str = "bench", recordings=()):
     """--data through the one resolver (`data.dataset_file.resolve_data`): a dataset file (a dataset.yaml, or a
-    built-in name such as troika / wrist_exercise) -> its DatasetFile; a recordings folder or file -> its Path; a
-    data root (several datasets) is one line (`one_dataset`)."""
-    from sqtool.data.dataset_file import one_dataset, resolve_data as resolve
-    ref = one_dataset(resolve(data, data_root or None), command)
+    built-in name such as troika / wrist_exercise) -> its DatasetFile, reading only the recordings --recordings picks
+    (`pick_recordings`); a recordings folder or file -> its Path; a data root (several datasets) is one line
+    (`one_dataset`)."""
+    from sqtool.data.dataset_file import one_dataset, pick_recordings, resolve_data as resolve
+    ref = pick_recordings(one_dataset(resolve(data, data_root or None), command), recordings)
     return ref.dataset if ref.kind == "dataset" else ref.path
+
+
+RECORDINGS_HELP = ("with a dataset file as --data: only the recordings these patterns pick, comma separated (shell "
+                   "patterns on a recording's id, its path under the file's root without the extension, or a leading "
+                   "folder of it: s6_walk, s6_*, */ppg); its labels and subjects read as for all")
 
 
 def synthetic_records() -> list:
@@ -530,9 +536,13 @@ def run_window_runtime(rt, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray | 
         yq = np.asarray(rt._run_int8(np.ascontiguousarray(codes.reshape(len(codes), -1)))).astype(np.int8)
         rt.int8_outputs = yq
         return yq, yq
-    x = np.ascontiguousarray(codes.astype(np.float32).transpose(0, 2, 1) / np.float32(127.0))   # (N, C, F)
-    y = rt.run_batch(x)
+    y = rt.run_batch(float_inputs(codes))
     return (rt.int8_outputs if rt.int8_outputs is not None else y), rt.int8_outputs
+
+
+def float_inputs(codes: np.ndarray) -> np.ndarray:
+    """(N, F, C) int8 codes -> (N, C, F) float32 codes / 127: what the float runtimes read."""
+    return np.ascontiguousarray(codes.astype(np.float32).transpose(0, 2, 1) / np.float32(127.0))
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -643,6 +653,59 @@ def fidelity(row_logits: np.ndarray, ref_logits: np.ndarray, hr: np.ndarray, ref
     return d
 
 
+FLOAT_GAP_BPM = 1.0    # a subject whose decoded MAE int8 - float exceeds this is named (export's parity: 0.1 pooled)
+
+
+def float_gap(rows: list[dict], art, work: Path, codes: np.ndarray, recs: list, dec: dict,
+              truth: np.ndarray, subj_key: np.ndarray) -> dict | None:
+    """int8 - float per subject (decoded MAE of the first int8 row beside torch_student's), and, where a subject's
+    exceeds FLOAT_GAP_BPM, which part int8 rounding makes: the int8 checkpoint with quantization off
+    (`BrevitasInt8.run_unquantized`) on the same codes, decoded as torch_student is. torch_student is the float
+    student before QAT: QAT's epochs go on training the weights, so an undertrained student (few epochs) can read a
+    subject far from its int8 twin while its rounding moves nothing. None without both rows; "warning": the line."""
+    from sqtool.firmware_bench import runtimes as R
+    ok = {r["runtime"]: r["per_subject"] for r in rows if r.get("status") == "ok" and r.get("per_subject")}
+    int8 = next((n for n in ("brevitas_int8", *INT8_RUNTIMES, "c_pipeline") if n in ok), None)
+    if "torch_student" not in ok or int8 is None:
+        return None
+    f, q = ok["torch_student"], ok[int8]
+    diff = {s: q[s]["mae"] - f[s]["mae"] for s in f
+            if s in q and f[s].get("mae") is not None and q[s].get("mae") is not None}
+    far = [s for s in diff if abs(diff[s]) > FLOAT_GAP_BPM]
+    out = {"int8": int8, "float": "torch_student", "threshold_bpm": FLOAT_GAP_BPM, "int8_minus_float": diff,
+           "subjects": far}
+    if not far:
+        return out
+    head = (f"WARNING: int8 and float read {len(far)} of {len(diff)} subjects more than {FLOAT_GAP_BPM:g} BPM apart "
+            f"({int8} - torch_student MAE: " + ", ".join(f"{s} {diff[s]:+.2f}" for s in far) + " BPM): "
+            "torch_student is the float student before QAT (student_float.pt), the int8 rows the network QAT went "
+            "on training from it")
+    try:
+        rt = R.make_runtime("brevitas_int8", art, work)
+        per = grouped(decode(rt.run_unquantized(float_inputs(codes)), recs, dec, None)["hr"], truth, subj_key)
+    except SqtoolError as e:
+        out["unquantized_error"] = str(e)
+        out["warning"] = head + f"; the int8 network with quantization off could not run ({e})"
+        return out
+    unq = {s: per[s]["mae"] for s in far}
+    rounding = {s: q[s]["mae"] - unq[s] for s in far}
+    out.update(unquantized=unq, rounding=rounding)
+    worst = max(abs(v) for v in rounding.values())
+    said = ", ".join(f"{s} {unq[s]:.2f}" for s in far)
+    if worst <= FLOAT_GAP_BPM:
+        out["cause"] = "qat"
+        out["warning"] = (head + f"; that network with quantization off reads them at {said} BPM, within {worst:.2f} "
+                          f"of {int8}: QAT's training moved them, not int8 rounding (a float student of few "
+                          "epochs is still far from where QAT ends; quantize's default --epochs and --qat-epochs "
+                          "leave little to move)")
+    else:
+        out["cause"] = "rounding"
+        out["warning"] = (head + f"; that network with quantization off reads them at {said} BPM, up to "
+                          f"{worst:.2f} from {int8}: int8 rounding itself moves them (the activation ranges quantize "
+                          "calibrated, or the weights' int8 steps, lose what these recordings need)")
+    return out
+
+
 # ----------------------------------------------------------------------------- the benchmark
 
 def _select(cfg_runtimes: list[str]) -> tuple[list[str], set[str]]:
@@ -671,9 +734,10 @@ def prepare_all(cfg, md: dict, records=None, log=print, n_sensors: int | None = 
     acc_fs = getattr(cfg, "acc_fs", None)
     if records is None and cfg.data == "synthetic":     # the embedded default: wrist PPG + acc with known HR
         reader_options(acc_fs, "synthetic")
+        resolve_data("synthetic", recordings=getattr(cfg, "recordings", ()))    # --recordings: one line
         records, data = synthetic_records(), "synthetic"
     if records is None:
-        path = resolve_data(cfg.data, getattr(cfg, "data_root", ""))
+        path = resolve_data(cfg.data, getattr(cfg, "data_root", ""), recordings=getattr(cfg, "recordings", ()))
         records = _or_none_usable(iter_load(path, getattr(cfg, "max_seconds", 0.0), log, left_out,
                                             options=reader_options(acc_fs, path)), path, left_out)
         data = str(getattr(path, "path", path))
@@ -863,6 +927,7 @@ def run_spectral_bench(cfg, art, records=None, log=print, warn_line=None) -> dic
             row["exact_pct"], row["max_lsb_diff"] = row["fidelity"]["exact_pct"], row["fidelity"]["max_lsb"]
             row["exact_ref"] = ref
     _pipeline_vs_single(rows, hrs)
+    gap = float_gap(rows, art, work, codes, recs, dec, truth, subj_key)
 
     # the classic baseline on the same windows, run as each recording was read (`classic`)
     t = time.perf_counter()
@@ -939,6 +1004,9 @@ def run_spectral_bench(cfg, art, records=None, log=print, warn_line=None) -> dic
                         "unscored_windows": int((~r.valid).sum())} for r in recs]}
     res["primary"] = primary_runtime(rows, PRIMARY_ORDER)
     res["seen_in_training"] = seen
+    if gap is not None:
+        res["float_gap"] = gap
+        warns = warns + [gap["warning"]] if "warning" in gap else warns
     if seen and scored - set(seen):          # a headline over both would mix them: the held-out subjects apart
         held = ~np.isin(subj_key, list(seen))
         truth_held = np.where(held, truth, np.nan)

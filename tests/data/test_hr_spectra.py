@@ -210,3 +210,23 @@ def test_an_awkward_rate_near_a_workable_one_is_told_which_to_declare(fs_in, nea
     with pytest.raises(SqtoolError, match=rf"too awkward .*; declare it as {near} Hz \(a 0\.\d+% rate error"):
         _ratio(FrontEndCfg(fs_in=fs_in, fs=16.0))
     assert _ratio(FrontEndCfg(fs_in=float(near), fs=16.0))                 # the rate it names is taken
+
+
+def test_the_saturation_note_advises_per_channel_kind():
+    """Past int16 under fixed gains: a PPG's advice is an optical front end's (counts per unit below 1, its DC
+    removed); an accelerometer axis's is the unit (g, not m/s^2): the note spoke of an 18-bit optical front end
+    when only acc_z, in m/s^2 at 4096 counts per g, was at its rail. Both kinds railed: both pieces of advice."""
+    from sqtool.data.hr_spectra import saturation_note
+    n = 1000
+    ppg, acc = np.full(n, 120000.0), np.full(n, 9.80665)                   # 18-bit counts; gravity in m/s^2
+    ok_ppg, ok_acc = np.full(n, 900.0), np.full(n, 1.0)
+    gains, rows = [8, 4096, 4096, 4096], ["ppg", "acc_x", "acc_y", "acc_z"]
+    acc_only = saturation_note(np.vstack([ok_ppg, ok_acc, ok_acc, acc]), gains, rows, "w")
+    assert "100 % of acc_z's samples are past int16's +-32767" in acc_only and "9.80665" in acc_only
+    assert "18-bit" not in acc_only and "PPG" not in acc_only and "DC" not in acc_only
+    ppg_only = saturation_note(np.vstack([ppg, ok_acc, ok_acc, ok_acc]), gains, rows, "w")
+    assert "100 % of ppg's" in ppg_only and "18-bit optical front end" in ppg_only and "below 1" in ppg_only
+    assert "9.80665" not in ppg_only and "acceleration" not in ppg_only
+    both = saturation_note(np.vstack([ppg, ok_acc, ok_acc, acc]), gains, rows, "w")
+    assert "18-bit" in both and "9.80665" in both and "\n" not in both
+    assert saturation_note(np.vstack([ok_ppg, ok_acc, ok_acc, ok_acc]), gains, rows, "w") is None

@@ -41,7 +41,23 @@ def test_channels_of_unequal_length_are_one_line_naming_the_file_and_the_lengths
     np.savez(p, ppg=_ppg(), acc_x=a[:, 0], acc_y=a[:, 1], acc_z=a[:, 2], fs=FS)
     m = _one_line(lambda: read_npz(p))
     assert m.startswith(f"{p}: channels of unequal length: 'ppg' has 3000 samples at 50 Hz (60 s), 'acc_") and \
-        "2500 at 50 Hz (50 s), 500 samples short; give every channel the same span" in m
+        "2500 at 50 Hz (50 s): 'acc_x', 'acc_y', 'acc_z' are 500 samples short of 'ppg'; give every channel the " \
+        "same span" in m
+
+
+def test_the_short_channel_is_the_one_named_short(tmp_path):
+    """The line says which channel is short (it said '337 s short' of none): the PPG when the accelerometer runs
+    longer, one axis alone when only it is cut, in seconds at another rate."""
+    p = tmp_path / "r.npz"
+    a = _acc()
+    np.savez(p, ppg=_ppg()[:N - 100], acc_x=a[:, 0], acc_y=a[:, 1], acc_z=a[:, 2], fs=FS)
+    assert "(58 s): 'ppg' is 100 samples short of 'acc_x'; give" in _one_line(lambda: read_npz(p))
+    np.savez(p, ppg=_ppg(), acc_x=a[:, 0], acc_y=a[:-50, 1], acc_z=a[:, 2], fs=FS)
+    assert ": 'acc_y' is 50 samples short of 'ppg'; give" in _one_line(lambda: read_npz(p))
+    a25 = a[::2]
+    np.savez(p, ppg=_ppg(), acc_x=a25[:-25, 0], acc_y=a25[:-25, 1], acc_z=a25[:-25, 2], fs_ppg=FS, fs_acc_x=25.0,
+             fs_acc_y=25.0, fs_acc_z=25.0)
+    assert "(59 s): 'acc_x', 'acc_y', 'acc_z' are 1 s short of 'ppg'" in _one_line(lambda: read_npz(p))
 
 
 def test_one_sample_apart_is_a_clock_phase_and_rates_compare_in_seconds(tmp_path):
@@ -61,7 +77,7 @@ def test_one_sample_apart_is_a_clock_phase_and_rates_compare_in_seconds(tmp_path
     assert r.fs == {"ppg": 50.0, "acc_x": 25.0, "acc_y": 25.0, "acc_z": 25.0}
     np.savez(p, ppg=_ppg(), acc_x=a25[:-25, 0], acc_y=a25[:-25, 1], acc_z=a25[:-25, 2], fs_ppg=FS, fs_acc_x=25.0,
              fs_acc_y=25.0, fs_acc_z=25.0)
-    assert "'acc_x' 1475 at 25 Hz (59 s), 1 s short" in _one_line(lambda: read_npz(p))
+    assert "'acc_x' 1475 at 25 Hz (59 s): 'acc_x', 'acc_y', 'acc_z' are 1 s short" in _one_line(lambda: read_npz(p))
 
 
 @pytest.mark.parametrize("layout", ["N3", "3N"])

@@ -68,7 +68,7 @@ def test_predict_refuses_a_file_whose_accelerometer_is_shorter(spec_export_dir, 
     err = capsys.readouterr().err
     assert rc == 1 and err.count("\n") == 1
     assert f"{p}: channels of unequal length: 'ppg' has 3750 samples at 125 Hz (30 s)" in err
-    assert "3250 at 125 Hz (26 s), 500 samples short" in err and not (tmp_path / "p" / "summary.json").exists()
+    assert "3250 at 125 Hz (26 s): 'acc_x', 'acc_y', 'acc_z' are 500 samples short of 'ppg'" in err and not (tmp_path / "p" / "summary.json").exists()
 
 
 def test_predict_resamples_a_slower_accelerometer_to_the_ppgs_rate(spec_export_dir, tmp_path, capsys):
