@@ -56,10 +56,11 @@ def predict_live(cfg: PredictConfig, rows=None, out=None) -> dict:
         raise SqtoolError("--data - (stdin) needs fixed gains: --gains device (the export's defaults), 1 (the rows "
                           "are int16 device counts) or G,G,...; robust scales by the whole recording's spread, which "
                           "a live stream never has", code=2)
-    for flag, v in (("--acc-fs", cfg.acc_fs), ("--max-seconds", cfg.max_seconds)):
+    for flag, v in (("--acc-fs", cfg.acc_fs), ("--max-seconds", cfg.max_seconds),
+                    ("--recordings", ",".join(getattr(cfg, "recordings", ())))):
         if v:
             raise SqtoolError(f"{flag} does not apply to --data - (stdin): its rows are at --fs, every channel on "
-                              "every row, read until EOF or Ctrl-C", code=2)
+                              "every row, read until EOF or Ctrl-C (one stream: no recordings to pick)", code=2)
     art = R.load_artifacts(cfg.model)
     md = art.metadata
     if not R.is_spectral(md) or md.get("task", "hr") != "hr":

@@ -49,3 +49,12 @@ def test_bench_one_recording_of_a_dataset_file(spec_export_dir, tmp_path):
     assert rc == 0
     res = json.loads((tmp_path / "b" / "bench.json").read_text())
     assert [r["record_id"] for r in res["records"]] == ["s01/ppg", "s03/ppg"]
+
+
+def test_recordings_with_stdin_is_one_line_not_ignored(spec_export_dir, tmp_path, capsys):
+    """--data - is one live stream: a --recordings beside it picks nothing and is refused before stdin is read."""
+    rc = main(["predict", "--model", str(spec_export_dir), "--data", "-", "--fs", "64", "--gains", "device",
+               "--recordings", "s02", "--out", str(tmp_path / "p")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "--recordings does not apply to --data - (stdin)" in err[0], err
+    assert not (tmp_path / "p").exists()
