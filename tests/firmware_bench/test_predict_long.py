@@ -157,10 +157,12 @@ def test_the_recording_in_blocks_is_the_whole_recordings(spec_export_dir, tmp_pa
 
 def test_a_spectral_export_is_checked_without_torch(spec_export_dir):
     """predict's checks of a spectral heart-rate export (`load_export`: its front family, its filter) load no model
-    registry, whose modules import torch: 190 MB resident that the spectral path never uses."""
+    registry, and its provenance lines (a synthetic-only model on other data) no checkpoint module: both import
+    torch, 190 MB resident that the spectral path never uses (an hour's recording peaked at 0.36 GB for it)."""
     import subprocess
     import sys
-    code = ("import sys; from sqtool.firmware_bench import predict as P; "
-            f"P.load_export(P.PredictConfig(model={str(spec_export_dir)!r}, data='x')); print('torch' in sys.modules)")
+    code = ("import sys; from sqtool.firmware_bench import predict as P, provenance as V; "
+            f"P.load_export(P.PredictConfig(model={str(spec_export_dir)!r}, data='x')); "
+            "assert V.synthetic_warning({'troika:s1'}, {'synthetic:syn000'}); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
