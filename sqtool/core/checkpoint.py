@@ -33,6 +33,7 @@ import torch
 
 from sqtool import __version__
 from sqtool.core.errors import SqtoolError
+from sqtool.core.metrics import datasets_of  # noqa: F401 - torch-free there (predict's provenance lines)
 from sqtool.core.io import atomic_write_bytes, created_stamp, file_version, sha256_file_cached
 from sqtool.core.io import sha256_file as file_sha256  # noqa: F401 - re-exported
 from sqtool.core.runs import run_command, unfinished_run
@@ -67,11 +68,6 @@ def save_checkpoint(path: str | os.PathLike, *, kind: str, model_cfg: dict, stat
     torch.save(to_plain(ckpt), buf)
     atomic_write_bytes(path, buf.getvalue())
     return Path(path)
-
-
-def datasets_of(subject_keys) -> list[str]:
-    """The sorted datasets that "dataset:subject" keys name (keys without a dataset part are skipped)."""
-    return sorted({str(k).split(":")[0] for k in subject_keys or () if ":" in str(k)})
 
 
 def resolve_checkpoint_path(path: str | os.PathLike, name: str = "model.pt") -> Path:

@@ -24,6 +24,11 @@ import numpy as np
 from sqtool.core.io import nan_if_none
 from sqtool.core.progress import unit_text
 
+
+def datasets_of(subject_keys) -> list[str]:
+    """The sorted datasets that "dataset:subject" keys name (keys without a dataset part are skipped)."""
+    return sorted({str(k).split(":")[0] for k in subject_keys or () if ":" in str(k)})
+
 REGRESSION_TASKS = ("hr", "rr", "bp")
 FEW_SUBJECTS = 5            # fewer held-out subjects show no skill in any metric: "not shown" (`too_few_subjects`)
 # the models a quantize run scores on its held-out subjects (its metrics.json keys) and how every report names them

@@ -43,6 +43,18 @@ def check_band_phase(phase: str, command: str, model: str = "", spectral: bool =
                           "runs a causal band-pass already; --band-phase is for time-domain models")
 
 
+RR_FAMILY = "resp_spec"     # the respiratory-spectrum models' family (`models.rr_spec`)
+
+
+def is_resp_spec(cfg) -> bool:
+    """Whether a model cfg (a ModelCfg or its dict) is a respiratory-spectrum model (its input: `data.resp`
+    spectra); here, not in `models.rr_spec`, so that asking (predict, bench of any export) imports no torch."""
+    if cfg is None:
+        return False
+    fam = cfg.get("family") if isinstance(cfg, dict) else cfg.family
+    return fam == RR_FAMILY
+
+
 ACC_SUM = "acc"             # a network channel: the accelerometer's power summed over its three axes
 ACC_AXES = ("acc_x", "acc_y", "acc_z")
 

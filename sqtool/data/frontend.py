@@ -529,8 +529,19 @@ class FrontEndWindow:
     ppg_quiet: bool = False     # every PPG sensor's row is quiet (`quiet_rows`): the C's s->ppg_quiet
 
 
-def _q15(f: int, cnt: int) -> int:
-    return (f * 32768 + cnt // 2) // cnt if cnt else 0
+@dataclass
+class FrontEndBlock:
+    """The windows one `FrontEnd.push_block` completed, as arrays (k windows; FrontEndWindow's fields)."""
+    index: np.ndarray           # (k,) int64
+    spec: np.ndarray            # (k, F, C) int8
+    flagged: np.ndarray         # (k,) float64
+    flagged_q15: np.ndarray     # (k,) int64
+    ppg_quiet: np.ndarray       # (k,) bool
+
+
+def _q15(f, cnt):
+    """(flagged * 32768 + cnt // 2) // cnt, 0 where cnt is 0: ints or int64 arrays."""
+    return np.where(cnt > 0, (f * 32768 + cnt // 2) // np.maximum(cnt, 1), 0)
 
 
 def _check_input(x, gap, cfg: FrontEndCfg) -> tuple[np.ndarray, np.ndarray | None]:
@@ -575,10 +586,19 @@ class FrontEnd:
         self.pend = [0, 0]                              # inputs / flagged since the last output
 
     def push(self, x, gap=None) -> list[FrontEndWindow]:
+        """Push int16 samples (C_in, n) and their gap flags (n,); returns the windows they complete."""
+        b = self.push_block(x, gap)
+        hop_s = float(self.cfg.hop_s)
+        return [FrontEndWindow(int(i), int(i) * hop_s, b.spec[j], float(b.flagged[j]), int(b.flagged_q15[j]),
+                               bool(b.ppg_quiet[j])) for j, i in enumerate(b.index)]
+
+    def push_block(self, x, gap=None) -> FrontEndBlock:
+        """`push` with the completed windows as arrays, coded BLOCK_WINDOWS at a time (`window_codes` over a batch):
+        a recording pushed in long chunks (`firmware_bench.spectral.prepare`) keeps no Python object per window."""
         x, gap = _check_input(x, gap, self.cfg)
         n = x.shape[1]
         if n == 0:
-            return []
+            return self._emit()
         tab, L, M, P = self.tab, self.tab.up, self.tab.down, self.tab.fir.shape[1]
         held, self.last = _hold_gaps(x, gap, self.last)
         start = self.n_in - (P - 1)
@@ -609,32 +629,23 @@ class FrontEnd:
         self.hist = buf[:, buf.shape[1] - (P - 1):]
         return self._emit()
 
-    def _emit(self) -> list[FrontEndWindow]:
+    def _emit(self) -> FrontEndBlock:
+        """The windows the buffer completes, then the buffer cut to what the next window needs."""
         T, hop = self.tab.T, self.tab.hop
-        out = []
-        while True:
-            # next window index: the first i with i*hop >= m_buf0 (all earlier ones were emitted)
-            i = -(-self.m_buf0 // hop)
-            a = i * hop - self.m_buf0
-            if a + T > self.buf.shape[1]:
-                break
-            win = self.buf[None, :, a:a + T]
-            quiet = quiet_rows(self.res[None, :, a:a + T])                # (1, C_in)
-            spec = window_codes(win, self.cfg, self.tab, quiet)[0]
-            cnt, flg = (int(v) for v in self.own[:, a:a + T].sum(axis=1))
-            out.append(FrontEndWindow(i, i * float(self.cfg.hop_s), spec, flg / cnt if cnt else 0.0,
-                                      _q15(flg, cnt), bool(quiet[0, :self.cfg.n_ppg].all())))
-            drop = a + hop                                               # keep from window i+1 on
-            self.buf = self.buf[:, drop:]
-            self.res = self.res[:, drop:]
-            self.own = self.own[:, drop:]
+        i0 = -(-self.m_buf0 // hop)                                      # the first i with i*hop >= m_buf0 (all
+        a0 = i0 * hop - self.m_buf0                                      # earlier ones were emitted)
+        held = self.buf.shape[1]
+        k = (held - a0 - T) // hop + 1 if held >= a0 + T else 0         # windows complete
+        starts = a0 + hop * np.arange(k)                                 # (k,) in the buffer
+        spec, quiet = _codes_at(self.cfg, self.tab, self.res, self.buf, starts)   # (k, F, C), (k, C_in)
+        own = np.concatenate([np.zeros((2, 1), np.int64), np.cumsum(self.own, axis=1)], axis=1)
+        cnt, flg = own[:, starts + T] - own[:, starts]                   # (k,) inputs owned, flagged
+        out = FrontEndBlock(i0 + np.arange(k), spec, np.where(cnt > 0, flg / np.maximum(cnt, 1), 0.0),
+                            _q15(flg, cnt), quiet[:, :self.cfg.n_ppg].all(axis=1))
+        drop = min((i0 + k) * hop - self.m_buf0, held)                   # keep from the next window on
+        if drop > 0:
+            self.buf, self.res, self.own = self.buf[:, drop:], self.res[:, drop:], self.own[:, drop:]
             self.m_buf0 += drop
-        # bound the buffer: keep only what the next window needs
-        i = -(-self.m_buf0 // hop)
-        a = min(i * hop - self.m_buf0, self.buf.shape[1])
-        if a > 0:
-            self.buf, self.res, self.own = self.buf[:, a:], self.res[:, a:], self.own[:, a:]
-            self.m_buf0 += a
         return out
 
 
@@ -658,6 +669,21 @@ def filtered(cfg: FrontEndCfg, x, gap=None, tables: FrontEndTables | None = None
     return _stages(cfg, x, gap, tables or design(cfg))[1]
 
 
+def _codes_at(cfg: FrontEndCfg, tab: FrontEndTables, res: np.ndarray, y: np.ndarray, starts: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Steps 4-7 of the windows at `starts` (k,) of the model-rate samples res (resampled) and y (band-passed),
+    (C_in, n) int16 each -> (codes (k, F, C) int8, quiet (k, C_in) bool), BLOCK_WINDOWS windows at a time."""
+    if not len(starts):
+        return np.zeros((0, tab.n_bins, cfg.n_channels), np.int8), np.zeros((0, len(y)), bool)
+    frames = np.lib.stride_tricks.sliding_window_view(y, tab.T, axis=1)     # (C_in, n - T + 1, T), a view
+    rframes = np.lib.stride_tricks.sliding_window_view(res, tab.T, axis=1)  # (idem), the resampled samples
+    blocks = np.array_split(starts, -(-len(starts) // BLOCK_WINDOWS))
+    quiet = [quiet_rows(rframes[:, blk].transpose(1, 0, 2)) for blk in blocks]           # (w, C_in) per block
+    codes = np.concatenate([window_codes(np.ascontiguousarray(frames[:, blk].transpose(1, 0, 2)), cfg, tab, q)
+                            for blk, q in zip(blocks, quiet)])            # (k, F, C), block by block
+    return codes, np.concatenate(quiet)
+
+
 def spectra(cfg: FrontEndCfg, x, gap=None, tables: FrontEndTables | None = None, ppg_quiet: bool = False):
     """Whole recording: x int16 (C_in, N) -> (spec int8 (W, F, C), t0 (W,) s, flagged (W,) float), and with
     ppg_quiet=True a fourth item: (W,) bool, every PPG sensor of the window quiet (FrontEndWindow.ppg_quiet).
@@ -675,19 +701,14 @@ def spectra(cfg: FrontEndCfg, x, gap=None, tables: FrontEndTables | None = None,
         empty = (np.zeros((0, F, C), np.int8), np.zeros(0), np.zeros(0))
         return (*empty, np.zeros(0, bool)) if ppg_quiet else empty
     starts = np.arange(W) * hop
-    frames = np.lib.stride_tricks.sliding_window_view(y, T, axis=1)       # (C_in, n_out - T + 1, T), a view
-    rframes = np.lib.stride_tricks.sliding_window_view(res, T, axis=1)    # (idem), the resampled samples
-    blocks = np.array_split(starts, -(-W // BLOCK_WINDOWS))
-    quiet = [quiet_rows(rframes[:, blk].transpose(1, 0, 2)) for blk in blocks]           # (w, C_in) per block
-    codes = np.concatenate([window_codes(np.ascontiguousarray(frames[:, blk].transpose(1, 0, 2)), cfg, tab, q)
-                            for blk, q in zip(blocks, quiet)])            # (W, F, C), block by block
+    codes, quiet = _codes_at(cfg, tab, res, y, starts)                    # (W, F, C), (W, C_in)
     g = np.zeros(n, dtype=np.int64) if gap is None else gap.astype(np.int64)
     cg = np.concatenate([[0], np.cumsum(g)])
     end = (starts + T - 1) * M // L + 1                                   # inputs < end owned
     beg = np.where(starts > 0, (starts - 1) * M // L + 1, 0)
     flagged = (cg[end] - cg[beg]) / (end - beg)
     if ppg_quiet:
-        return codes, starts / float(cfg.fs), flagged, np.concatenate(quiet)[:, :cfg.n_ppg].all(axis=1)
+        return codes, starts / float(cfg.fs), flagged, quiet[:, :cfg.n_ppg].all(axis=1)
     return codes, starts / float(cfg.fs), flagged
 
 
@@ -720,36 +741,51 @@ def to_int16(x, gains: Sequence[float] | float | str | None = None, cfg: FrontEn
     get one gain (the largest of theirs: one sensor's full scale, e.g. an accelerometer's axes), and a row whose
     level (a PPG's DC, gravity on an axis) would saturate at its gain is replayed without it (x - median, as an
     AC-coupled sensor gives it): saturated it would be one constant, and the front end's band-pass removes the
-    level anyway. Rows that fit keep their level, to the bit."""
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim == 1:
-        x = x[None]
-    if x.ndim != 2:
-        raise SqtoolError(f"to_int16: expected (C, N) samples, got shape {x.shape}")
-    if not np.isfinite(x).all():
+    level anyway. Rows that fit keep their level, to the bit. x may be a list of C (N,) rows (`record.channel_rows`:
+    never stacked); the work is row by row, INT16_BLOCK samples at a time where it can be: a day-long recording's
+    temporaries are about one row's (44 MB at 64 Hz), not all rows' at once."""
+    rows = [np.asarray(r, dtype=np.float64) for r in x] if isinstance(x, (list, tuple)) else \
+        np.asarray(x, dtype=np.float64)
+    if isinstance(rows, np.ndarray) and rows.ndim == 1:
+        rows = rows[None]
+    if isinstance(rows, np.ndarray) and rows.ndim != 2 or any(r.ndim != 1 or len(r) != len(rows[0]) for r in rows):
+        raise SqtoolError(f"to_int16: expected (C, N) samples, got shape {np.shape(rows)}")
+    if not all(np.isfinite(r).all() for r in rows):
         raise SqtoolError("to_int16: samples contain NaN/Inf (flag them as gaps and fill first)")
-    C = x.shape[0]
+    C = len(rows)
     level = [False] * C                                                             # rows replayed as x - median
     if gains is None:
         gains = default_gains(cfg or FrontEndCfg(n_channels=4 if C >= 4 else 1, n_ppg=2 if C in (2, 5) else 1))
     elif isinstance(gains, str):
         if gains != "robust":
             raise SqtoolError(f"to_int16: gains '{gains}' unknown (per-channel numbers, None or 'robust')")
-        # row by row: a day-long recording's temporaries are one row's (44 MB at 64 Hz), not all rows'
-        med = np.array([np.median(row) for row in x])                               # (C,)
-        dev = np.array([np.percentile(np.abs(row - m), 99.9) for row, m in zip(x, med)])   # (C,)
+        med = np.array([np.median(row) for row in rows])                           # (C,)
+        dev = np.array([_spread(row, m) for row, m in zip(rows, med)])              # (C,)
         if len(share):
             dev[list(share)] = dev[list(share)].max()
         gains = 8000.0 / np.maximum(dev, 1e-12)
-        level = [np.abs(row * g).max() > 32767 for row, g in zip(x, gains)]         # saturates: replay x - median
+        # |x * g| of a row's largest |x| is the largest |x * g| (rounding is monotone): no (N,) temporary
+        level = [max(row.max(), -row.min()) * g > 32767 for row, g in zip(rows, gains)]   # saturates: x - median
     g = np.broadcast_to(np.asarray(gains, dtype=np.float64).reshape(-1), (C,)) if np.size(gains) in (1, C) else None
     if g is None:
         raise SqtoolError(f"to_int16: {np.size(gains)} gains for {C} channels")
-    out = np.empty(x.shape, np.int16)                                               # (C, N)
+    out = np.empty((C, len(rows[0]) if C else 0), np.int16)                        # (C, N)
     for c in range(C):
-        row = x[c] - med[c] if level[c] else x[c]
-        out[c] = np.clip(np.round(row * g[c]), -32768, 32767)
+        for a in range(0, out.shape[1], INT16_BLOCK):
+            row = rows[c][a:a + INT16_BLOCK]
+            row = row - med[c] if level[c] else row
+            out[c, a:a + INT16_BLOCK] = np.clip(np.round(row * g[c]), -32768, 32767)
     return out
+
+
+INT16_BLOCK = 1 << 20    # samples `to_int16` quantises at a time (8 MB temporaries each)
+
+
+def _spread(row: np.ndarray, med: float) -> float:
+    """The 99.9th percentile of |row - med|, with one (N,) temporary (partitioned in place)."""
+    d = row - med
+    np.abs(d, out=d)
+    return float(np.percentile(d, 99.9, overwrite_input=True))
 
 
 __all__ = ["FrontEndCfg", "FrontEndTables", "FrontEnd", "FrontEndWindow", "design", "spectra", "to_int16",

@@ -155,9 +155,10 @@ SATURATED = 0.01     # of a row's samples past int16 under fixed gains: said (`s
 def saturation_note(x: np.ndarray, gains, rows, where: str) -> str | None:
     """One note line when fixed `gains` (C,) put more than SATURATED of a row's samples of x (C, N) float past
     int16's +-32767 (quantised to the rail: a flat PPG, its windows flagged, said nowhere else); None otherwise."""
-    with np.errstate(invalid="ignore"):
-        over = np.abs(np.asarray(x, np.float64) * np.asarray(gains, np.float64)[:, None]) > 32767     # (C, N)
-    frac = over.mean(axis=1) if over.shape[1] else np.zeros(len(over))
+    g = np.asarray(gains, np.float64)
+    with np.errstate(invalid="ignore"):                                   # row by row: (N,) temporaries
+        frac = [float((np.abs(np.asarray(r, np.float64) * g[c]) > 32767).mean()) if len(r) else 0.0
+                for c, r in enumerate(x)]
     over = [r for r, f in zip(rows, frac) if f > SATURATED]
     if not over:
         return None
@@ -185,13 +186,13 @@ def device_stream(record, channels, shared_acc_gain: bool = False, acc_resampler
     (`record.channel_matrix`), or, with acc_resampler (an export with the kit's accelerometer resampler: metadata
     acc_resampler, `sqtool export --device-acc-fs`), accelerometer axes as on that device: int16 counts at their own
     rate, then the kit's integer filter (`acc_at_device_rate`)."""
-    from sqtool.data.record import channel_matrix, stream_rate
+    from sqtool.data.record import channel_rows, stream_rate
     where = f"{record.dataset}/{record.record_id}"
     other = stream_rate(record, channels)[1]
     own = [c for c in channels if c in ACC_AXES and c in other] if acc_resampler else []
     rows = [c for c in channels if c not in own]                           # at the PPG's rate, or float-resampled
-    x, fs = channel_matrix(record, rows)                                   # (C - A, N)
-    x, gap = held(x, where, rows)
+    x, fs = channel_rows(record, rows)                                     # C - A rows (N,): the record's own,
+    x, gap = held(x, where, rows)                                          # not a (C, N) copy of them
     share = [i for i, c in enumerate(rows) if c in ACC_AXES] if shared_acc_gain else []
     fixed = not isinstance(gains, str)
     by_row = dict(zip(channels, gains)) if fixed else {}
@@ -200,7 +201,8 @@ def device_stream(record, channels, shared_acc_gain: bool = False, acc_resampler
         from sqtool.core.progress import item
         item(note)
     x16 = to_int16(x, [by_row[c] for c in rows] if fixed else "robust", share=share)   # robust: a saturating level
-    if not own:                                                            # dropped (wrist_exercise's PPG DC)
+    del x                                                                  # dropped (wrist_exercise's PPG DC)
+    if not own:
         return x16, fs, gap
     a16, a_gap = acc_at_device_rate(record, own, fs, shared_acc_gain,      # (A, K) at fs
                                     [by_row[c] for c in own] if fixed else "robust")
@@ -210,22 +212,37 @@ def device_stream(record, channels, shared_acc_gain: bool = False, acc_resampler
     return np.stack([by[c] for c in channels]), fs, np.logical_or.reduce(gaps) if gaps else None
 
 
-def held(x: np.ndarray, where: str, channels, last: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+def held(x, where: str, channels, last: np.ndarray | None = None) -> tuple[np.ndarray | list, np.ndarray | None]:
     """(C, N) float samples with their NaN/Inf gaps holding the last good value (the first good one before it), and
     the gap flags (N,) (None: none); no sample finite in every channel is one line. last: a stream's chunk, (C,)
-    the values held before its first good one (the previous chunk's last), and a chunk of gaps only is no error."""
-    bad = ~np.isfinite(x)
-    if not bad.any():
+    the values held before its first good one (the previous chunk's last), and a chunk of gaps only is no error.
+    x: a (C, N) array, held in place, or a list of (N,) rows (`record.channel_rows`: the record's own arrays), each
+    row with a gap replaced by a held copy in a new list (the record's samples untouched). Row by row, a block of
+    HOLD_BLOCK samples at a time: the temporaries stay in MBs for a day-long recording."""
+    bad = [None if np.isfinite(r).all() else ~np.isfinite(r) for r in x]   # (N,) bool per row with a gap
+    if all(b is None for b in bad):
         return x, None
-    gap = bad.any(axis=0)
+    gap = np.logical_or.reduce([b for b in bad if b is not None])
     if gap.all() and last is None:
         raise SqtoolError(f"{where}: no sample has every channel finite ({', '.join(channels)}): all are NaN/Inf gaps")
-    n = x.shape[1]
-    for c in range(len(x)):                                                # hold the last good value
-        idx = np.maximum.accumulate(np.where(~bad[c], np.arange(n), -1))
-        first = last[c] if last is not None else x[c][~bad[c]][0] if (~bad[c]).any() else 0.0
-        x[c] = np.where(idx >= 0, x[c][np.maximum(idx, 0)], first)
+    in_place = isinstance(x, np.ndarray)
+    x = x if in_place else list(x)
+    for c, b in enumerate(bad):
+        if b is None:
+            continue
+        row = x[c] if in_place else np.array(x[c], dtype=np.float64)
+        prev = last[c] if last is not None else row[np.argmax(~b)] if (~b).any() else 0.0
+        for a in range(0, len(row), HOLD_BLOCK):                          # hold the last good value
+            seg, bb = row[a:a + HOLD_BLOCK], b[a:a + HOLD_BLOCK]
+            if bb.any():
+                idx = np.maximum.accumulate(np.where(~bb, np.arange(len(seg)), -1))
+                seg[:] = np.where(idx >= 0, seg[np.maximum(idx, 0)], prev)
+            prev = seg[-1]
+        x[c] = row
     return x, gap
+
+
+HOLD_BLOCK = 1 << 20     # samples `held` fills at a time (16 s of temporaries at 64 Hz: 8 MB each); tests make it tiny
 
 
 def acc_at_device_rate(record, axes, fs: float, shared_gain: bool = False, gains="robust"
@@ -243,7 +260,7 @@ def acc_at_device_rate(record, axes, fs: float, shared_gain: bool = False, gains
         raise SqtoolError(f"{where}: accelerometer axes at {' and '.join(f'{f:g}' for f in rates)} Hz; the device's "
                           "resampler takes one accelerometer rate")
     m = min(len(record.signals[c]) for c in axes)
-    a, gap = held(np.stack([np.asarray(record.signals[c], np.float64)[:m] for c in axes]), where, axes)   # (A, M)
+    a, gap = held([np.asarray(record.signals[c], np.float64)[:m] for c in axes], where, axes)   # A rows (M,)
     a16 = to_int16(a, gains, share=range(len(axes)) if shared_gain else [])
     xyz = np.zeros((m, 3), np.int16)                                       # (M, 3): the resampler's x, y, z
     xyz[:, :len(axes)] = a16.T

@@ -219,6 +219,14 @@ def channel_matrix(record: Record, channels) -> tuple[np.ndarray, float]:
     another rate resampled to it on the host, polyphase, its gaps kept: `preprocess.resample_keeping_gaps`), cut
     to the shortest. A missing channel, or a rate ratio no polyphase filter takes, is one clear error naming the
     recording (and the fix)."""
+    rows, fs = channel_rows(record, channels)
+    return np.stack(rows), fs
+
+
+def channel_rows(record: Record, channels) -> tuple[list[np.ndarray], float]:
+    """`channel_matrix`'s rows as a list of (N,) float64 arrays, not stacked: a channel already float64 at the
+    stream rate is the record's own array (a view, not a copy: a day at 64 Hz is 44 MB a channel), so a caller
+    that works row by row holds one copy of the recording, not two. The rows are read only."""
     from sqtool.data.preprocess import resample_keeping_gaps
     where = f"{record.dataset}/{record.record_id}"
     fs, other = stream_rate(record, channels)
@@ -234,7 +242,7 @@ def channel_matrix(record: Record, channels) -> tuple[np.ndarray, float]:
                                   "one rate)") from None
         rows.append(x)
     n = min(len(x) for x in rows)
-    return np.stack([x[:n] for x in rows]), fs
+    return [x[:n] for x in rows], fs
 
 
 def resampled_note(pairs, integer: bool = False, device_acc_fs: float | None = None) -> str | None:

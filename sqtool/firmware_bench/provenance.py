@@ -120,7 +120,7 @@ def synthetic_warning(run: set[str] | list[str], seen: set[str] | None) -> str |
     training is not recorded)."""
     if not seen or not all(s.startswith("synthetic:") for s in seen):
         return None
-    from sqtool.core.checkpoint import datasets_of
+    from sqtool.core.metrics import datasets_of
     real = [d for d in datasets_of(run) if d != "synthetic"]
     if not real:
         return None

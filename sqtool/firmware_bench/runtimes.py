@@ -207,9 +207,9 @@ def is_spectral(md: dict) -> bool:
 
 
 def is_resp(md: dict) -> bool:
-    """A respiratory-spectrum export (rr_spec, `models.rr_spec.is_resp_spec` of its model_cfg): windows are (4, F)
+    """A respiratory-spectrum export (rr_spec, `core.model_cfg.is_resp_spec` of its model_cfg): windows are (4, F)
     respiratory spectra (`data.resp`), outputs F breaths/min logits."""
-    from sqtool.models.rr_spec import is_resp_spec
+    from sqtool.core.model_cfg import is_resp_spec
     return is_resp_spec(md.get("model_cfg") or md)
 
 
@@ -721,7 +721,11 @@ _CLASSES.update({"mcu_m4": _mcu("mcu_m4", "m4"), "mcu_m33": _mcu("mcu_m33", "m33
 
 def front_family(md: dict) -> str | None:
     """The family ("resp_spec": rr_spec, "beat_trees": af_beats) of an export whose network reads a fixed front end
-    of the PPG window (registered `models.shipped_as`; run by `FrontEnd`), else None."""
+    of the PPG window (registered `models.shipped_as`; run by `FrontEnd`), else None. A spectral heart-rate export
+    is none, said without loading the model registry (its modules import torch: 190 MB that predict's spectral path
+    never uses)."""
+    if is_spectral(md):
+        return None
     from sqtool.models import shipped_as
     mc = md.get("model_cfg") or md
     return mc.get("family") if shipped_as(mc) else None

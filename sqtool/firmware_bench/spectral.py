@@ -9,7 +9,8 @@ the data root, or one file):
     `data.hr_spectra.device_samples`; NaN samples become gap flags holding the last good value; the model's
     ppg_sensors the recording has, e.g. ppg and ppg2 on SP Cup / TROIKA, as `hr_spectra.stream_channels`:
     their spectra are averaged into the ppg channel, in every runtime alike), then the
-    fixed-point front end (`data.frontend.spectra`, the Python integer reference of the firmware's) ONCE:
+    fixed-point front end ONCE (`front_end`: the streaming `data.frontend.FrontEnd`, the Python integer reference of
+    the firmware's, a chunk at a time, bit for bit `data.frontend.spectra` of the whole recording):
     int8 codes (W, F, C) channels-last, window starts t0, flagged_q15; truth per window: the label at the model
     window's centre (`hr_spectra.window_truth` with the model's window_s, as training takes it). A window is
     scored when flagged_q15 <= MAX_FLAGGED_Q15 and its PPG is not quiet (the pipeline's rule,
@@ -306,7 +307,6 @@ def prepare(record, mc: dict, cache: dict | None = None, n_sensors: int | None =
     channel), as `sqtool.api.HrStream` quantises a stream."""
     import dataclasses
 
-    from sqtool.data.frontend import flagged_q15, spectra
     from sqtool.data.hr_spectra import (at_front_end_rate, device_gains, device_stream, shared_acc_gain,
                                         stream_channels, window_truth)
     from sqtool.export.pipeline import scores
@@ -323,12 +323,30 @@ def prepare(record, mc: dict, cache: dict | None = None, n_sensors: int | None =
         cache[fs_in] = check_rate(mc, fs_in, where)
     fe, tab = cache[fs_in]
     fe = dataclasses.replace(fe, n_ppg=n_ppg)                            # same tables, this device's sensors
-    codes, t0, _, quiet = spectra(fe, x16, gap, tables=tab, ppg_quiet=True)
+    codes, t0, fq, quiet = front_end(fe, tab, x16, gap)
     if len(codes) == 0:
         raise too_short(where, n / fs_in, float(mc["window_s"]))
-    fq = flagged_q15(fe, gap, n, tables=tab)
     return SpecRec(record, x16, gap, fs_in, codes, t0, fq, scores(fq, quiet),
                    window_truth(record, t0, fe.window_s), n_ppg, recorded, tuple(chans), n)
+
+
+def front_end(fe, tab, x16: np.ndarray, gap: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                       np.ndarray]:
+    """A recording's device samples x16 (C_in, N) int16 and gap flags (N,) through the streaming front end
+    (`data.frontend.FrontEnd.push_block`, PUSH_SAMPLES at a time: bit for bit the whole recording's `spectra`, its
+    temporaries a chunk's, not the recording's) -> (codes (W, F, C) int8, t0 (W,) s, flagged_q15 (W,), ppg_quiet
+    (W,) bool)."""
+    from sqtool.data.frontend import FrontEnd
+    stream = FrontEnd(fe, tab)
+    blocks = [stream.push_block(x16[:, a:a + PUSH_SAMPLES], None if gap is None else gap[a:a + PUSH_SAMPLES])
+              for a in range(0, x16.shape[1], PUSH_SAMPLES)]
+    codes = np.concatenate([b.spec for b in blocks]) if blocks else np.zeros((0, tab.n_bins, fe.n_channels), np.int8)
+    t0 = np.arange(len(codes)) * tab.hop / float(fe.fs)                    # as `spectra` says each window's start
+    return (codes, t0, np.concatenate([b.flagged_q15 for b in blocks] or [np.zeros(0, np.int64)]),
+            np.concatenate([b.ppg_quiet for b in blocks] or [np.zeros(0, bool)]))
+
+
+PUSH_SAMPLES = 1 << 18    # device samples `front_end` pushes at a time (68 min at 64 Hz); tests make it small
 
 
 def baseline_sensors(r: SpecRec, model_cfg: dict) -> tuple[str, ...]:

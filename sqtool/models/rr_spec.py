@@ -25,10 +25,10 @@ import numpy as np
 import torch.nn as nn
 
 from sqtool.core import ModelCfg, SqtoolError
+from sqtool.core.model_cfg import RR_FAMILY, is_resp_spec  # noqa: F401 - torch-free, for predict / bench
 from sqtool.models.registry import Shipped, float_only, register_model
 from sqtool.models.student import ConvBlock
 
-RR_FAMILY = "resp_spec"
 # The front end's numbers, those of `sqtool.data.resp` (models import core only; tests/models/test_rr_spec.py
 # checks that the two agree): breaths/min bins lo, hi, step; its rows; the series' resampling rate; the shortest window.
 BINS_RPM = (4.0, 40.0, 0.5)
@@ -56,14 +56,6 @@ def check_frontend(cfg: ModelCfg | dict, where: str) -> None:
         raise SqtoolError(f"{where}: its respiratory front end ({fe.get('type')}, channels {fe.get('channels')}, "
                           f"{fe.get('resample_hz')} Hz) is not this sqtool's (resp_spectrum, {list(RESP_CHANNELS)}, "
                           f"{RESAMPLE_HZ:g} Hz)")
-
-
-def is_resp_spec(cfg: ModelCfg | dict | None) -> bool:
-    """Whether a model cfg (or its dict) is a respiratory-spectrum model (its input: `data.resp` spectra)."""
-    if cfg is None:
-        return False
-    fam = cfg.get("family") if isinstance(cfg, dict) else cfg.family
-    return fam == RR_FAMILY
 
 
 class RrSpecNet(nn.Module):

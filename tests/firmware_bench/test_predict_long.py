@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from fwb_helpers import write_wrist_npz
 
 import sqtool.export.pipeline as pipeline
@@ -87,3 +88,81 @@ def test_a_recording_is_let_go_before_the_next_is_read(spec_export_dir, tmp_path
     cfg = P.PredictConfig(model=str(spec_export_dir), data=str(data), runtime="c", progress=True)
     recs = P.prepare_spectral(cfg, load_artifacts(str(spec_export_dir)), reading())["recs"]
     assert len(recs) == 3 and alive == [False] * 3
+
+
+def _small_blocks(monkeypatch):
+    """The blocks a day-long recording is worked in, made small enough for a test recording to span many."""
+    import sqtool.data.frontend as F
+    import sqtool.data.hr_spectra as H
+    monkeypatch.setattr(S, "PUSH_SAMPLES", 1 << 14, raising=False)
+    monkeypatch.setattr(H, "HOLD_BLOCK", 1 << 14, raising=False)
+    monkeypatch.setattr(F, "INT16_BLOCK", 1 << 14, raising=False)
+
+
+def _prepared(spec_export_dir, path, gains, cache):
+    art = load_artifacts(str(spec_export_dir))
+    md = art.metadata
+    return S.prepare(next(S.iter_load(path)), md["model_cfg"], cache, S.export_ppg_sensors(art),
+                     S.has_acc_resampler(md), gains)
+
+
+@pytest.mark.parametrize("gains", ["robust", None])
+def test_a_longer_recording_costs_about_its_own_size_more(spec_export_dir, tmp_path, monkeypatch, gains):
+    """The front end's memory grows with the recording by about its float samples, not many times them: from 90 s to
+    360 s of a 125 Hz wrist recording (PPG with a gap, acc x, y, z) the traced peak of `spectral.prepare` grows by
+    under 3x the samples added (0.8x; was 10.6x: a (C, N) float copy, whole-recording int64 flags and the band-pass's
+    Python ints), robust and device gains alike. What a day at 64 Hz costs: README, predict."""
+    import tracemalloc
+    _small_blocks(monkeypatch)
+    cache = {}
+    _prepared(spec_export_dir, write_wrist_npz(tmp_path / "warm.npz", seconds=20), gains, cache)   # imports, tables
+    peaks, raw = [], []
+    for seconds in (90, 360):
+        path = _with_gap(tmp_path / f"r{seconds}.npz", seconds=seconds)
+        raw.append(sum(v.nbytes for v in next(S.iter_load(path)).signals.values()))
+        tracemalloc.start()
+        try:
+            _prepared(spec_export_dir, path, gains, cache)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+    assert (peaks[1] - peaks[0]) < 3 * (raw[1] - raw[0]), (peaks, raw)
+
+
+def test_the_recording_in_blocks_is_the_whole_recordings(spec_export_dir, tmp_path, monkeypatch):
+    """prepare's device samples (row by row, held and quantised in blocks, the rows never stacked) and its codes
+    (the streaming front end, PUSH_SAMPLES at a time) are the whole recording's to the bit: one block each, and the
+    whole-recording `spectra` / `flagged_q15` of the same samples."""
+    import dataclasses
+
+    from sqtool.data.frontend import flagged_q15, spectra
+    from sqtool.export.pipeline import scores
+    path = _with_gap(tmp_path / "a.npz", seconds=300)
+    for gains in ("robust", None):
+        whole = _prepared(spec_export_dir, path, gains, {})
+        with monkeypatch.context() as m:
+            _small_blocks(m)
+            blocks = _prepared(spec_export_dir, path, gains, {})
+        assert np.array_equal(blocks.x16, whole.x16) and np.array_equal(blocks.gap, whole.gap)
+        for k in ("codes", "t0", "flagged_q15", "valid"):
+            assert np.array_equal(getattr(blocks, k), getattr(whole, k)), k
+        fe, tab = S.check_rate(load_artifacts(str(spec_export_dir)).metadata["model_cfg"], whole.fs_in, "a")
+        fe = dataclasses.replace(fe, n_ppg=whole.n_ppg)                 # the export's sensors (ppg repeated)
+        codes, t0, _, quiet = spectra(fe, whole.x16, whole.gap, tables=tab, ppg_quiet=True)
+        fq = flagged_q15(fe, whole.gap, whole.x16.shape[1], tables=tab)
+        assert np.array_equal(codes, whole.codes) and np.array_equal(t0, whole.t0)
+        assert np.array_equal(fq, whole.flagged_q15) and np.array_equal(scores(fq, quiet), whole.valid)
+        assert whole.gap.sum() == 6 * 125 and (~whole.valid).any()
+
+
+def test_a_spectral_export_is_checked_without_torch(spec_export_dir):
+    """predict's checks of a spectral heart-rate export (`load_export`: its front family, its filter) load no model
+    registry, and its provenance lines (a synthetic-only model on other data) no checkpoint module: both import
+    torch, 190 MB resident that the spectral path never uses (an hour's recording peaked at 0.36 GB for it)."""
+    import subprocess
+    import sys
+    code = ("import sys; from sqtool.firmware_bench import predict as P, provenance as V; "
+            f"P.load_export(P.PredictConfig(model={str(spec_export_dir)!r}, data='x')); "
+            "assert V.synthetic_warning({'troika:s1'}, {'synthetic:syn000'}); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -388,7 +388,7 @@ def read_npz(path, fs: float | None = None) -> Record:
     signals, fsd = {}, {}
     named, ppg_from = npz_channel_names(arrays, where, unread)
     for ch, k in named.items():
-        signals[ch] = arrays[k].astype(np.float64)
+        signals[ch] = np.asarray(arrays[k], dtype=np.float64)     # already float64: the array read, not a copy
         if k not in rates:
             raise SqtoolError(f"{where}: no sampling rate for channel '{k}' (store 'fs' or 'fs_{k}', or pass fs)")
         fsd[ch] = rates[k]
