@@ -251,11 +251,11 @@ def run(args) -> int:
         from sqtool.firmware_bench.live import predict_live
         predict_live(cfg)
         return 0
-    print_results(predict(cfg))
+    print_results(predict(cfg), cfg.recordings)
     return 0
 
 
-def print_results(res: dict) -> None:
+def print_results(res: dict, recordings=()) -> None:
     """stdout of `sqtool predict`: warnings, one line per recording, the firmware's cost, where the files are,
     and the next command."""
     for w in res["warnings"] + res.get("notes", []):
@@ -310,6 +310,7 @@ def print_results(res: dict) -> None:
           + f", summary.json in {res['run_dir']}")
     if res.get("task", "hr") == "hr":
         bench = shell_command("bench", "--model", res["model_dir"], "--data", res["data"],
+                              *(("--recordings", ",".join(recordings)) if recordings else ()),
                               *(("--acc-fs", f"{res['acc_fs']:g}") if res.get("acc_fs") else ()))
         print(f"next: {bench}   (the same recordings on every "
               "runtime: accuracy, latency, memory)")

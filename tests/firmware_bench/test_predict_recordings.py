@@ -23,6 +23,8 @@ def test_predict_one_recording_of_a_dataset_file(spec_export_dir, tmp_path, monk
     s = json.loads((tmp_path / "p1" / "summary.json").read_text())
     assert [r["record_id"] for r in s["recordings"]] == ["s02/ppg"], s["recordings"]
     assert sorted(p.name for p in (tmp_path / "p1").glob("*.csv")) == ["s02_ppg.csv"]
+    nxt = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("next: ")]
+    assert nxt and "/watch/dataset.yaml --recordings s02 " in nxt[0], nxt     # bench on the same recording
     rc = main(["predict", "--model", str(spec_export_dir), "--data", str(y), "--recordings", "s9", "--out", "p2"])
     assert rc == 1 and "--recordings s9: no recording of" in capsys.readouterr().err
 
