@@ -159,10 +159,10 @@ def saturation_note(x: np.ndarray, gains, rows, where: str) -> str | None:
     with np.errstate(invalid="ignore"):                                   # row by row: (N,) temporaries
         frac = [float((np.abs(np.asarray(r, np.float64) * g[c]) > 32767).mean()) if len(r) else 0.0
                 for c, r in enumerate(x)]
-    over = [r for r, f in zip(rows, frac) if f > SATURATED]
+    over = {r: f for r, f in zip(rows, frac) if f > SATURATED}         # row -> its fraction past int16
     if not over:
         return None
-    bad = [f"{100 * f:.0f} % of {r}'s" for r, f in zip(rows, frac) if f > SATURATED]
+    bad = [f"{100 * f:.0f} % of {r}'s" for r, f in over.items()]
     advice = []                                  # per channel kind: an optical front end's counts, or acceleration
     if any(r not in ACC_AXES for r in over):
         advice.append("a flat PPG's windows are flagged: PPG counts wider than int16 (an 18-bit optical front end?) "
