@@ -85,8 +85,11 @@ def test_readme_walkthrough_csv_to_firmware(watch_project, tmp_path, monkeypatch
     ck = json.loads((proj / "runs/mw_hr/metrics.json").read_text())
     assert ck["subjects"] == 3 and ck["datasets"] == ["my_watch"]     # the file's split is held out of the teacher
     assert ck["heldout_subjects"] == ["my_watch:s04"] and "my_watch:s04" not in json.dumps(ck["per_subject"])
+    out, err = capsys.readouterr()
     assert ("held out of every fold and of model.pt (the dataset file's split): my_watch:s04; quantize evaluates on "
-            "them, never trained on") in capsys.readouterr().out
+            "them, never trained on") in out
+    assert "note: 3 training subject(s) of my_watch alone: with few subjects of your own, train beside SP Cup's 12 " \
+        "(--datasets troika" in err                                   # the README's advice, where it applies
 
     # the teacher's run names its dataset file by absolute path: quantize works from any directory
     other = tmp_path / "elsewhere"
@@ -287,6 +290,7 @@ def test_your_dataset_trains_beside_sp_cup(watch_project, data_root, tmp_path, m
     assert "--datasets is for the spectral heart-rate models" in capsys.readouterr().err
     run("train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", ds, "--datasets", "troika",
         *tiny, "--out", str(tmp_path / "hr"))
+    assert "train beside SP Cup" not in capsys.readouterr().err          # it does
     m = json.loads((tmp_path / "hr" / "metrics.json").read_text())
     assert m["datasets"] == ["my_watch", "troika"] and m["subjects"] == 3 + 12 and m["heldout_subjects"] == [
         "my_watch:s04"]

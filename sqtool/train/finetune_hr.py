@@ -280,6 +280,8 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
     mcfg = sensors_seen(mcfg, corpus, log)
     log(f"front end: {len(corpus)} recordings, {len(keys)} training subjects ({len(heldout)} more held out), "
         f"{sum(len(r.y) for r in corpus)} windows in {time.time() - t0:.0f} s")
+    if note := few_subjects_note(ds, datasets, len(keys)):
+        log(note)
     tcfg = BinTrainCfg(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
                        seed=cfg.seed, stretch_frac=float(cfg.freq_stretch),
                        motion_frac=float(cfg.motion_frac), motion_axis_drop=float(cfg.motion_axis_drop),
@@ -394,6 +396,21 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
     tlog.close()
     write_metrics(run_dir, metrics)
     return metrics
+
+
+FEW_SUBJECTS = 10        # below this many training subjects of one's own, SP Cup's 12 beside them carry the model
+
+
+def few_subjects_note(ds, datasets, n_subjects: int) -> str:
+    """One `note:` line when a dataset of one's own trains alone on few subjects: the README's advice to train
+    beside SP Cup, with the figure behind it (wrist_exercise LOSO on its 4 other subjects alone errs 27.90 BPM on the
+    mean of subjects, 13.97 with SP Cup's 12 beside: benchmarks/results/hr_spectral_wrist_only.md, hr_spectral_wrist.md).
+    Empty when SP Cup is trained on already, when another dataset is beside, or with FEW_SUBJECTS or more."""
+    if ds is None or len(datasets) > 1 or "troika" in datasets or n_subjects >= FEW_SUBJECTS:
+        return ""
+    return (f"note: {n_subjects} training subject(s) of {ds.name} alone: with few subjects of your own, train beside "
+            f"SP Cup's 12 (--datasets troika; wrist_exercise's LOSO errs 27.90 BPM on the mean of subjects alone, "
+            f"13.97 beside SP Cup: README 'Train beside SP Cup')")
 
 
 def hr_curve(run_dir, curves: dict, model: str) -> None:
