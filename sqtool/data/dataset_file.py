@@ -261,6 +261,8 @@ class DatasetFile:
     exclude: dict[str, str] = field(default_factory=dict)
     split: Split = field(default_factory=Split)
     report: dict = field(default_factory=dict)      # filled by records(): excluded, skipped, doubtful hr windows
+    units_said: frozenset = frozenset()             # the unit keys the file gives (time_unit, channels.acc_x.unit,
+    #                                                 channels.acc_x.time_unit): a CSV's units row must agree with them
     recordings: tuple[str, ...] = ()                # only the recordings these patterns pick (`picks`; predict and
     #                                                 bench --recordings): none = every one
 
@@ -479,6 +481,7 @@ def parse_dataset(d: dict, path: Path, data_root: str | os.PathLike | None = Non
     ds.time_unit = _text(d.get("time_unit", "s"), "time_unit", path)
     if ds.time_unit not in TIME_UNITS:
         raise SqtoolError(f"{path}: time_unit must be s, ms or us, got {ds.time_unit!r}")
+    said = {"time_unit"} if "time_unit" in d else set()
     for name, c in (_mapping(d, "channels", path) or (E4_CHANNELS if fmt == "e4" else {})).items():
         key = f"channels.{name}"
         ch = _strict(Channel, c, key, path) if isinstance(c, dict) else Channel(column=_column(c, key, path))
@@ -491,6 +494,8 @@ def parse_dataset(d: dict, path: Path, data_root: str | os.PathLike | None = Non
             ch.unit = acc_unit(ch.unit, f"{path}: {key}.unit")
         _check_stream(ch, fmt, key, path)
         ds.channels[str(name)] = ch
+        said |= {f"{key}.{k}" for k in ("unit", "time_unit") if isinstance(c, dict) and k in c}
+    ds.units_said = frozenset(said)
     if fmt in GENERIC_FORMATS and not ds.channels and fmt != "npz":      # an NPZ's members name its channels
         raise SqtoolError(f"{path}: 'channels' is required for format {fmt} (e.g. ppg: <column>)")
     if ds.channels and not any(c.startswith("ppg") for c in ds.channels) and "ecg" not in ds.channels:

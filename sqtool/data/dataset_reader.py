@@ -382,7 +382,7 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid 
     """(columns {name: array}, names in file order, rates stated by the file {name: Hz}, the time column's
     `TimeGrid` (its rate, rows missing from its clock) or None, number of rows, the first sample's wall-clock
     time as ISO 8601 or None: a CSV's time column (`generic.read_times`), an NPZ's start_time, a WFDB / EDF
-    header's base date and time)."""
+    header's base date and time; a CSV's units row {column: unit as written}, else {})."""
     where = str(p)
     if ds.format == "csv":
         return _csv_columns(ds, p)
@@ -405,7 +405,7 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid 
         arrays = {k: v for k, v in cols.items() if np.ndim(v) == 1 and not is_rate(k)}
         n = max((len(v) for v in arrays.values()), default=0)
         own = {"subject": cols["subject"]} if np.ndim(cols.get("subject", [])) == 0 else {}   # its subject id: no channel
-        return {**arrays, **own}, list(arrays), rates, None, n, start
+        return {**arrays, **own}, list(arrays), rates, None, n, start, {}
     # wfdb / edf through the wfdb package
     from sqtool.data.readers._common import first_line, require_file
     import wfdb
@@ -428,20 +428,22 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid 
     cols = {n: np.asarray(sig[:, i], np.float64) for i, n in enumerate(names)}
     from sqtool.data.readers.generic import edf_start_unknown, header_start_time
     start = None if ds.format == "edf" and edf_start_unknown(p) else header_start_time(rec)   # a placeholder: none
-    return cols, names, {n: float(rec.fs) for n in names}, None, sig.shape[0], start
+    return cols, names, {n: float(rec.fs) for n in names}, None, sig.shape[0], start, {}
 
 
 def _csv_columns(ds: DatasetFile, p: Path, optional_time: bool = False, unit_key: str = "", own_unit: bool = True):
-    """`_columns` of a CSV file, its time column `ds.time_column` in `ds.time_unit`; `optional_time`: a file without
-    that column is read without one (a stream file whose channel gives its own fs); `unit_key`: where the dataset
-    file sets this file's time_unit, for the hints ("channels.acc_x": a stream file's; "": the top level);
-    `own_unit` False: that key has none, the file takes the top level's (the recording file's, which read as it)."""
-    from sqtool.data.readers._common import drop_repeated_rows, read_csv, time_grid
-    from sqtool.data.readers.generic import csv_options, read_times
+    """`_columns` of a CSV file (`generic.read_table`: a preamble, a units row, a trailing separator), its time
+    column `ds.time_column` in `ds.time_unit` or its units row's (`generic.time_unit_of`: where the dataset file
+    says one too, they must agree); `optional_time`: a file without that column is read without one (a stream
+    file whose channel gives its own fs); `unit_key`: where the dataset file sets this file's time_unit, for the
+    hints ("channels.acc_x": a stream file's; "": the top level); `own_unit` False: that key has none, the file
+    takes the top level's (the recording file's, which read as it). Also returns the units row {column: unit}."""
+    from sqtool.data.readers._common import drop_repeated_rows, time_grid
+    from sqtool.data.readers.generic import read_table, read_times, time_unit_of
     where = str(p)
-    kw, header = csv_options(p)
-    df = read_csv(p, **kw)
-    if not header:
+    table = read_table(p)
+    df = table.df
+    if not table.header:
         from sqtool.data.readers.e4 import refuse_e4_rows
         refuse_e4_rows(df, where)
     df.columns = [str(c).strip() for c in df.columns]
@@ -451,16 +453,23 @@ def _csv_columns(ds: DatasetFile, p: Path, optional_time: bool = False, unit_key
     if ds.time_column is not None and (ds.time_column in df.columns or not optional_time):
         if ds.time_column not in df.columns:
             raise SqtoolError(f"{where}: time column '{ds.time_column}' missing (has {', '.join(names)})")
-        t, start = read_times(df[ds.time_column], ds.time_column, where, ds.time_unit)
+        said = bool(own_unit and unit_key) or "time_unit" in ds.units_said   # said in the dataset file, not defaulted
+        unit = time_unit_of(table, ds.time_column, ds.time_unit if said else None, where, f"{ds.path.name} says "
+                            f"time_unit: {ds.time_unit}" + (f" ({unit_key})" if unit_key and own_unit else "")) \
+            or ds.time_unit
+        from_row = ds.time_column in table.units and not said           # its units row says it: the hints say so
+        t, start = read_times(df[ds.time_column], ds.time_column, where, unit)
         df, t = drop_repeated_rows(df, t, where)
         grid = time_grid(t, f"{where}: column '{ds.time_column}'",
-                         ms_hint=f"add time_unit: ms to {at}{ds.path.name}" if ds.time_unit == "s" else None,
-                         unit_hint=(TIME_UNITS[ds.time_unit], f"drop time_unit: {ds.time_unit} from {at}{ds.path.name} "
+                         ms_hint=("write ms in its units row" if from_row else
+                                  f"add time_unit: ms to {at}{ds.path.name}") if unit == "s" else None,
+                         unit_hint=(TIME_UNITS[unit], f"write s in its units row (the column is in seconds)"
+                                    if from_row else f"drop time_unit: {unit} from {at}{ds.path.name} "
                                     "(the column is in seconds)" if own_unit else f"add time_unit: s to {at}"
                                     f"{ds.path.name} (the column is in seconds; the top level's time_unit: "
-                                    f"{ds.time_unit} is the recording file's)") if ds.time_unit != "s" else None,
+                                    f"{unit} is the recording file's)") if unit != "s" else None,
                          start=start)
-    return {c: df[c] for c in names}, names, {}, grid, len(df), start
+    return {c: df[c] for c in names}, names, {}, grid, len(df), start, table.units
 
 
 def _pick(cols: dict, names: list[str], column, where: str, what: str):
@@ -538,19 +547,22 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
     rel = p.relative_to(ds.root).as_posix()
     record_id = _record_id(ds, p)
     signals, fs, said = {}, {}, {}
-    channels = ds.channels or npz_channels(ds, cols, names, where)
+    channels = dict(ds.channels or npz_channels(ds, cols, names, where))   # each its units row's unit, below
     streams: dict[str, Stream] = {}                  # channel -> the stream file it is read from (CSV)
     if any(spec.file is not None for spec in channels.values()):
         own, streams = read_streams(ds, p, channels, own)
         cols, names, grid, n, start = own.cols, own.names, own.grid, own.n, own.start
+    units: dict[str, str] = {}                       # channel -> its units-row cell, as written
     for ch, spec in channels.items():
-        s = streams.get(ch) or Stream(p, ds, cols, names, grid, n, start, rates)
+        s = streams.get(ch) or Stream(p, ds, cols, names, grid, n, start, rates, units=own.units)
+        spec = channels[ch] = _units_row_unit(ds, ch, spec, s, units)
         signals[ch], fs[ch], said[ch] = _channel(s.view, ch, spec, s.cols, s.names, s.rates, s.grid, str(s.path))
     check_acc_unit(ds, channels, signals, fs, where)
     row_fs = ds.fs or fs_t or own.fs or next(iter(fs.values()))      # the rate of the recording file's rows
     subject = _subject(ds, cols, names, rel, default_subject(ds, record_id), where)
     rec = Record(dataset=ds.name, subject=subject, record_id=record_id, signals=signals, fs=fs,
-                 meta={"format": ds.format, "rows": n, **({"start_time": start} if start else {})}, source=where)
+                 meta={"format": ds.format, "rows": n, **({"start_time": start} if start else {}),
+                       **({"units": units} if units else {})}, source=where)
     if said.get(rec.primary_channel()):              # a rate said, not measured by a time column: rate_hint's
         rec.meta["rate_said"] = said[rec.primary_channel()]
     if streams:                                      # stream files cut to their overlap: within a sample of it
@@ -572,8 +584,26 @@ def _own_stream(ds: DatasetFile, p: Path) -> Stream:
     """The recording's own file, read once: an E4 file with its header's start and rate, else `_columns`."""
     if ds.format == "e4":
         return _e4_stream(ds, p)
-    cols, names, rates, grid, n, start = _columns(ds, p)
-    return Stream(p, ds, cols, names, grid, n, start, rates)
+    cols, names, rates, grid, n, start, units = _columns(ds, p)
+    return Stream(p, ds, cols, names, grid, n, start, rates, units=units)
+
+
+def _units_row_unit(ds: DatasetFile, ch: str, spec: Channel, s: "Stream", units: dict) -> Channel:
+    """Channel `ch` as its file's units row says (its cell, as written, into `units[ch]`): an acc channel whose cell
+    names one of ACC_UNITS (`generic.acc_unit_of`) is read in that unit, as `unit:` would read it (a `unit:` in the
+    dataset file must be the same: `generic.agreed_unit`); any other cell (a PPG's a.u., counts, mV) is a label."""
+    from sqtool.data.readers.generic import acc_unit_of, agreed_unit
+    if not s.units:
+        return spec
+    col = _pick(s.cols, s.names, spec.column, str(s.path), f"channel '{ch}'")[0]
+    if (written := s.units.get(col)) is None:
+        return spec
+    units[ch] = written
+    if not ch.startswith("acc") or (unit := acc_unit_of(written)) is None:
+        return spec
+    said = spec.unit if f"channels.{ch}.unit" in ds.units_said else None
+    return dataclasses.replace(spec, unit=agreed_unit(unit, said, f"{s.path}: channel '{ch}' (column '{col}')",
+                                                      f"{ds.path.name} says channels.{ch}.unit: {said}"))
 
 
 def _channel(ds: DatasetFile, ch: str, spec: Channel, cols, names, rates: dict, grid: TimeGrid | None, where: str):
@@ -627,6 +657,7 @@ class Stream:
     rates: dict = dataclasses.field(default_factory=dict)
     origin: float | None = None     # its first row's time on its clock, s (None: no time column)
     fs: float | None = None         # its rows' rate (the time column's, else the one said)
+    units: dict = dataclasses.field(default_factory=dict)     # its units row {column: unit as written} (CSV)
 
     @property
     def samples(self) -> int:
@@ -699,12 +730,12 @@ def _read_stream(ds: DatasetFile, q: Path, ch: str, spec: Channel, readers: list
         return _e4_stream(ds, q)
     view = dataclasses.replace(ds, time_column=spec.time_column or ds.time_column,
                                time_unit=spec.time_unit or ds.time_unit)
-    cols, names, _, grid, n, start = _csv_columns(view, q, optional_time=spec.fs is not None,
-                                                  unit_key=", ".join(f"channels.{c}" for c in readers),
-                                                  own_unit=spec.time_unit is not None)
+    cols, names, _, grid, n, start, units = _csv_columns(view, q, optional_time=spec.fs is not None,
+                                                         unit_key=", ".join(f"channels.{c}" for c in readers),
+                                                         own_unit=spec.time_unit is not None)
     if grid is None:
         view = dataclasses.replace(view, time_column=None)
-    s = Stream(q, view, cols, names, grid, n, start)
+    s = Stream(q, view, cols, names, grid, n, start, units=units)
     s.origin, s.fs = _clock_origin(s), (grid.fs if grid else None) or spec.fs or ds.fs
     if s.fs is None:
         raise SqtoolError(f"{q}: no sampling rate for channel '{ch}' (give channels.{ch}.fs in {ds.path.name}, or "

@@ -17,6 +17,9 @@ from sqtool.core import FS_MAX_HZ, SqtoolError, check_fs
 
 RATE_TOL = 0.01      # a declared rate and the file's own (time column, stored fs) must agree within 1 %
 TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}     # time_unit -> seconds per unit (time columns, label files)
+TIME_SPELLINGS = {**{w: "s" for w in ("s", "sec", "secs", "second", "seconds")},     # a CSV units row's time unit,
+                  **{w: "ms" for w in ("ms", "msec", "millisecond", "milliseconds")},   # as written (case
+                  **{w: "us" for w in ("us", "µs", "μs", "usec", "microsecond", "microseconds")}}   # ignored)
 
 
 def require_file(path: str | os.PathLike) -> Path:
@@ -198,9 +201,16 @@ def read_csv(path: str | os.PathLike, **kw):
     short) loses that row, said in one note line; it would otherwise be read as a gap (NaN samples)."""
     import pandas as pd
 
+    import warnings
+
     p = require_file(path)
     try:
-        df = pd.read_csv(p, **kw)
+        with warnings.catch_warnings():        # index_col=False (`generic.csv_layout`): a row longer than the header
+            warnings.filterwarnings("error", "Length of header", pd.errors.ParserWarning)    # loses its last value
+            df = pd.read_csv(p, **kw)
+    except pd.errors.ParserWarning:
+        raise SqtoolError(f"{p}: corrupt CSV (a row has more fields than the header names; its value past the last "
+                          "column would be dropped): name every column in the header") from None
     except Exception as e:  # noqa: BLE001 - ParserError, EmptyDataError, EOFError, BadGzipFile, UnicodeError
         raise SqtoolError(f"{p}: corrupt or truncated CSV ({first_line(e)})")
     fields = _fields_of_an_unended_last_row(p, kw.get("sep", ",")) if len(df) >= 2 else None

@@ -1,19 +1,20 @@
 """Generic single-recording readers: CSV (time column or explicit rate), NPZ, WFDB.
 
-CSV   A header row is optional. The separator (tab, comma, semicolon, whitespace) and the decimal mark (a
-      comma in a semicolon- or tab-separated file: European spreadsheet exports) are sniffed from the first
-      lines (`csv_options`). The sampling rate comes from a time column (named time/timestamp/timer/datetime/t,
-      numbers in s or ms, or date-time strings; ISO times whose UTC offset changes along the file, as across a
-      daylight-saving change, are read as instants) or from `fs=`; when both exist they must agree within
-      1 % (RATE_TOL, as in a dataset.yaml; else "wrong sampling rate"); when neither exists the read is
-      refused. Rows missing from the time
-      column's clock (a drop-out: a jump of whole periods) are NaN samples, a gap (`_common.time_grid`, one
-      warning line); a jump of no whole periods is refused. Every other numeric
-      column becomes a channel, with common names mapped to the canonical ones (PLETH/BVP -> ppg,
-      RED/IR -> ppg_red/ppg_ir, accx -> acc_x, ...); `channels={"csv column": "channel"}` picks and
-      renames columns explicitly. A header-less single column is "ppg"; a file whose only PPG is one wavelength
-      ("PPG Green", ppg_ir) with no plain ppg reads that column as its ppg (`Record.meta["ppg_from"]`, named by
-      `data inspect`); with several wavelengths the choice is the user's (a dataset.yaml's channels).
+CSV   A header row is optional. The separator (tab, comma, semicolon, whitespace) and the decimal mark (a comma in a
+      semicolon- or tab-separated file: European spreadsheet exports) are sniffed from the first lines
+      (`csv_layout`), past a BOM and '#' comment lines; a separator ending every line leaves no column, and a units
+      row under the header (`s,a.u.,g`) gives the time column's unit and the accelerometer's (to g), the other cells
+      kept as labels (`Record.meta["units"]`; `read_table`). The sampling rate comes from a time column (named
+      time/timestamp/timer/datetime/t, numbers in s or ms, or date-time strings; ISO times whose UTC offset changes
+      along the file, as across a daylight-saving change, are read as instants) or from `fs=`; when both exist they
+      must agree within 1 % (RATE_TOL, as in a dataset.yaml; else "wrong sampling rate"); when neither exists the
+      read is refused. Rows missing from the time column's clock (a drop-out: a jump of whole periods) are NaN
+      samples, a gap (`_common.time_grid`, one warning line); a jump of no whole periods is refused. Every other
+      numeric column becomes a channel, with common names mapped to the canonical ones (PLETH/BVP -> ppg, RED/IR ->
+      ppg_red/ppg_ir, accx -> acc_x, ...); `channels={"csv column": "channel"}` picks and renames columns
+      explicitly. A header-less single column is "ppg"; a file whose only PPG is one wavelength ("PPG Green",
+      ppg_ir) with no plain ppg reads that column as its ppg (`Record.meta["ppg_from"]`, named by `data inspect`);
+      with several wavelengths the choice is the user's (a dataset.yaml's channels).
 NPZ   1-D arrays by channel name plus `fs` (scalar, all channels) or `fs_<channel>`; or a 2-D `signals`
       (C, N) with a `channels` name array; a 2-D `acc` (N, 3), or (3, N), is acc_x, acc_y, acc_z (its rate `fs_acc`
       or `fs`; `_common.read_npz_channels`). Channels must span the same time within one sample of the slower
@@ -33,6 +34,7 @@ WFDB  Through the `wfdb` package: <record>.hea + its signal file; channels by si
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +42,9 @@ import numpy as np
 from sqtool.core import SqtoolError, check_fs
 from sqtool.data.readers._common import (drop_repeated_rows, first_line, numeric_column, read_csv as _read_csv,
                                          time_grid)
-from sqtool.data.readers._common import (RATE_TOL, TIME_UNITS, every_kth_row, is_npz_rate, npz_rates,
-                                         read_npz_channels, refuse_matrix_members, require_file, rows_per_sample)
+from sqtool.data.readers._common import (RATE_TOL, TIME_SPELLINGS, TIME_UNITS, every_kth_row, is_npz_rate,
+                                         npz_rates, read_npz_channels, refuse_matrix_members, require_file,
+                                         rows_per_sample)
 from sqtool.data.record import PPG_WAVELENGTHS, Label, Record
 
 _CSV_EXT = (".csv", ".csv.gz", ".tsv", ".tsv.gz")
@@ -135,30 +138,61 @@ def is_number(t: str, decimal: str = ".") -> bool:
 
 
 def csv_options(p: Path) -> tuple[dict, bool]:
-    """(pandas.read_csv keywords: sep, header, decimal, engine; whether the file has a header row) from its first two
-    non-blank lines. The separator is a tab, else a semicolon (where the first two lines hold as many), else a
-    comma, else whitespace; the decimal mark is a comma where a field of a semicolon- or tab-separated data line is
-    a number written so (`-17,64`: European spreadsheet exports), else a point. A header row is a first line not all
-    numbers."""
+    """(pandas.read_csv keywords: sep, header, decimal, engine, skiprows, index_col; whether the file has a header
+    row): `csv_layout`'s, the rows of a units row (a label file's or a beats file's has none) read as data."""
+    kw, header, _ = csv_layout(p)
+    return kw, header
+
+
+def csv_layout(p: Path) -> tuple[dict, bool, int | None]:
+    """(pandas.read_csv keywords, whether the file has a header row, the 0-based line of a units row or None) from
+    its first lines. A UTF-8 byte order mark and '#' comment lines before the first row (a logger's preamble:
+    device, firmware, start time) are skipped (`skiprows`), as are blank lines. The separator is a tab, else a
+    semicolon (where the first two lines hold as many), else a comma, else whitespace; the decimal mark is a
+    comma where a field of a semicolon- or tab-separated data line is a number written so (`-17,64`: European
+    spreadsheet exports), else a point. A header row is a first line not all numbers; a units row is the line
+    right under it when none of its fields is a number or a date-time (`s,a.u.`, `ms,counts,g,g,g`) and the line
+    after holds a number. `index_col=False`: a separator ending every data line, as logger and spreadsheet exports
+    write, is no extra column that shifts the others."""
     import gzip
 
     opener = gzip.open if p.name.lower().endswith(".gz") else open
-    lines: list[str] = []
+    lines: list[tuple[int, str]] = []                  # (line number, text) of the first three rows
+    comments: list[int] = []
     try:
-        with opener(p, "rt", errors="replace") as f:
-            for _ in range(50):
+        with opener(p, "rt", encoding="utf-8-sig", errors="replace") as f:
+            for i in range(1000):
                 line = f.readline()
                 if not line:
                     break
-                if line.strip():
-                    lines.append(line.strip())
-                    if len(lines) == 2:
+                if not lines and line.lstrip().startswith("#"):
+                    comments.append(i)
+                elif line.strip():
+                    lines.append((i, line.strip()))
+                    if len(lines) == 3:
                         break
     except (OSError, EOFError) as e:
         raise SqtoolError(f"{p}: corrupt or unreadable CSV ({first_line(e)})")
     if not lines:
         raise SqtoolError(f"{p}: CSV has no data rows")
-    return sniff_csv(lines[0], lines[-1])
+    kw, header = sniff_csv(lines[0][1], lines[min(1, len(lines) - 1)][1])
+    units_at = None
+    if header and len(lines) == 3 and _units_row(lines[0][1], lines[1][1], lines[2][1], kw):
+        units_at = lines[1][0]
+        kw = sniff_csv(lines[0][1], lines[2][1])[0]          # the numbers' decimal mark: the row under the units'
+    return {**kw, "skiprows": comments, "index_col": False}, header, units_at
+
+
+_DATE_OR_TIME = re.compile(r"\d\d:\d\d|\d{4}-\d\d-\d\d")      # a date-time cell: a time column's, never a unit
+
+
+def _units_row(head: str, line: str, data: str, kw: dict) -> bool:
+    """Whether `line`, the one under header `head` and above data line `data`, is a units row (`csv_layout`)."""
+    def fields(s: str) -> list[str]:
+        return [t.strip().strip('"').strip() for t in re.split(kw["sep"], s)]
+    cells = [t for t in fields(line) if t]
+    return (bool(cells) and fields(line) != fields(head) and any(is_number(t, ",") for t in fields(data) if t)
+            and not any(is_number(t, ",") or _DATE_OR_TIME.search(t) for t in cells))
 
 
 def sniff_csv(line: str, data: str) -> tuple[dict, bool]:
@@ -175,6 +209,81 @@ def sniff_csv(line: str, data: str) -> tuple[dict, bool]:
     kw = {"sep": sep, "header": 0 if header else None, "decimal": decimal,
           **({"engine": "python"} if sep == r"\s+" else {})}
     return kw, header
+
+
+@dataclass(frozen=True)
+class CsvTable:
+    """A CSV file read by `read_table`: its rows, whether it has a header row, and its units row."""
+    df: "pd.DataFrame"
+    header: bool
+    units: dict[str, str]           # {column: unit as written} of a units row under the header; {} without one
+
+
+def read_table(p: Path, sep: str | None = None) -> CsvTable:
+    """A CSV recording's (or stream file's) rows in the layout `csv_layout` finds (`sep`: the caller's separator
+    over the sniffed one), its units row apart, and without the empty columns a separator ending every line
+    leaves at the end (unnamed, every cell empty: no channel; a named column all empty stays one, and is refused
+    as a channel with no sample)."""
+    kw, header, units_at = csv_layout(p)
+    if sep:
+        kw.pop("engine", None)
+        kw.update(sep=sep, **({"engine": "python"} if sep == r"\s+" else {}))
+    skip = kw.pop("skiprows")
+    df = _read_csv(p, skip_blank_lines=True, skiprows=skip + [units_at] * (units_at is not None), **kw)
+    units = {}
+    if units_at is not None:                                   # the row as pandas splits it: quotes, separators
+        row = _read_csv(p, skiprows=skip, nrows=1, dtype=str, keep_default_na=False, **kw).iloc[0]
+        units = {str(c).strip(): str(u).strip() for c, u in row.items() if str(u).strip()}
+    empty = 0
+    for c in reversed(df.columns):
+        if (not header or re.fullmatch(r"Unnamed: \d+|\s*", str(c))) and df[c].isna().all():
+            empty += 1
+        else:
+            break
+    return CsvTable(df.iloc[:, :df.shape[1] - empty] if df.shape[1] > empty else df, header, units)
+
+
+def unit_text(unit: str) -> str:
+    """A units-row cell as a key of the unit tables: no brackets or parentheses around it, lower case."""
+    return re.sub(r"^[\[(](.*)[\])]$", r"\1", unit.strip()).strip().lower()
+
+
+def agreed_unit(row: str | None, said: str | None, where: str, said_as: str) -> str | None:
+    """The unit a column is read in: its units row's (`row`, a key of the unit table) and `said` (a dataset.yaml's;
+    `said_as`: "dataset.yaml says unit: g"), which must agree where both are given (else one line naming both); the
+    one given, else None."""
+    if row is not None and said is not None and row != said:
+        raise SqtoolError(f"{where}: its units row says {row} but {said_as}; make them agree (or remove one)")
+    return row or said
+
+
+def acc_unit_of(written: str) -> str | None:
+    """An accelerometer's units-row cell as its ACC_UNITS key (g, mg, m/s^2, 1/64 g, as a dataset.yaml's `unit:` is
+    spelled), or None: a unit sqtool does not convert, kept as the channel's label."""
+    from sqtool.data.dataset_file import ACC_SPELLINGS
+    return ACC_SPELLINGS.get(unit_text(written))
+
+
+def acc_to_g(written: str) -> float | None:
+    """g per unit of an accelerometer's units-row cell (`acc_unit_of`), or None."""
+    from sqtool.data.dataset_file import ACC_UNITS
+    unit = acc_unit_of(written)
+    return None if unit is None else ACC_UNITS[unit]
+
+
+def time_unit_of(table: CsvTable, col: str, said: str | None, where: str, said_as: str) -> str | None:
+    """The unit time column `col` of `table` is read in (`agreed_unit`): its units-row cell, spelled as a
+    TIME_SPELLINGS key (s, ms, us, seconds, ...), and `said` (a dataset.yaml's time_unit, or None). A cell that
+    names no time unit is one line over a column of numbers (no scale to read them by, unless `said`), and a label
+    over date-times; None: neither says one (`read_times` goes by the column's name and size)."""
+    written = table.units.get(col)
+    if written is None:
+        return said
+    unit = TIME_SPELLINGS.get(unit_text(written))
+    if unit is None and said is None and table.df[col].dtype.kind in "iuf":
+        raise SqtoolError(f"{where}: time column '{col}': its units row says {written!r}, no time unit sqtool "
+                          f"reads ({', '.join(TIME_UNITS)}); write one of them there")
+    return agreed_unit(unit, said, f"{where}: time column '{col}'", said_as)
 
 
 _OFFSET = r"\d\d:\d\d.*(?:Z|[+-]\d\d(?::?\d\d)?)$"          # a clock time ending in Z or a UTC offset
@@ -263,11 +372,8 @@ def read_csv(path, fs: float | None = None, time_column: str | None = None, time
     stream, one value every k-th row of the file's rate, blank between (`acc_rows`; predict --acc-fs)."""
     p = require_file(path)
     where = str(p)
-    kw, header = csv_options(p)
-    if sep:                                                    # the caller's separator over the sniffed one
-        kw.pop("engine", None)
-        kw.update(sep=sep, **({"engine": "python"} if sep == r"\s+" else {}))
-    df = _read_csv(p, skip_blank_lines=True, **kw)
+    table = read_table(p, sep)
+    df, header = table.df, table.header
     if not header:
         from sqtool.data.readers.e4 import refuse_e4_rows
         refuse_e4_rows(df, where)
@@ -284,11 +390,13 @@ def read_csv(path, fs: float | None = None, time_column: str | None = None, time
         fs = _check_fs(fs, where)
     grid, start = None, None
     if tcol is not None:
-        t, start = read_times(df[tcol], tcol, where, time_unit)
+        unit = time_unit_of(table, tcol, time_unit, where, f"time_unit={time_unit} was given")
+        t, start = read_times(df[tcol], tcol, where, unit)
         df, t = drop_repeated_rows(df, t, where)
-        read_as_s = time_unit is None and df[tcol].dtype.kind in "iuf"      # numbers, not named ms: seconds
-        grid = time_grid(t, f"{where}: column '{tcol}'", ms_hint="rename the column time_ms (or read the file "
-                         "through a dataset.yaml with time_unit: ms)" if read_as_s else None, start=start)
+        numbers = df[tcol].dtype.kind in "iuf"
+        grid = time_grid(t, f"{where}: column '{tcol}'", ms_hint=None if not numbers else "write ms in its units row"
+                         if tcol in table.units else "rename the column time_ms (or read the file through a "
+                         "dataset.yaml with time_unit: ms)" if unit is None else None, start=start)
         fs_t = grid.fs
         if fs is not None and abs(fs_t - fs) > RATE_TOL * fs:
             raise SqtoolError(f"{where}: time column '{tcol}' gives {fs_t:.3g} Hz but fs={fs:g} was given; "
@@ -327,9 +435,12 @@ def read_csv(path, fs: float | None = None, time_column: str | None = None, time
         if wave := _lone_wavelength(pick.values()):
             ppg_from = next(c for c, ch in pick.items() if ch == wave)
             pick[ppg_from] = "ppg"
-    signals = {}
+    signals, units = {}, {}
     for col, ch in pick.items():
         x = numeric_column(df, col, where)
+        if (u := table.units.get(col)) is not None:                  # its units row: acc to g, else a label
+            units[ch] = u
+            x = x * acc_to_g(u) if ch.startswith("acc") and acc_to_g(u) is not None else x
         signals[ch] = grid.spread(x) if grid is not None else x      # rows missing from the clock: NaN samples
     if not signals:
         raise SqtoolError(f"{where}: no signal columns besides the time column")
@@ -342,7 +453,8 @@ def read_csv(path, fs: float | None = None, time_column: str | None = None, time
     return Record(dataset=dataset, subject=subject or name, record_id=record_id or name, signals=signals,
                   fs={c: rates[c] for c in signals}, meta={"time_column": tcol, "columns": list(df.columns),
                                                      **({"start_time": start} if start else {}),
-                                                     **({"ppg_from": ppg_from} if ppg_from else {})},
+                                                     **({"ppg_from": ppg_from} if ppg_from else {}),
+                                                     **({"units": units} if units else {})},
                   source=where)
 
 

@@ -1,0 +1,142 @@
+"""A team's own device exports, in the layouts real ones have, read as the plain `time,ppg,acc_x` CSV: to the sample,
+bare (as predict / bench / data inspect read a file) and through a dataset.yaml (`dataset_reader._csv_columns`).
+Before, a separator ending every line added a channel `unnamed_3` (refused: "has no finite sample"), one ending
+the data lines only shifted every column onto the time column, a units row under the header was "row 1 is not a
+number", a '#' preamble hid the header (no time column) and a BOM before a header-less file made its first row
+the header. A units row's time and accelerometer units are read as dataset.yaml's `time_unit:` / `unit:`."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sqtool.core import SqtoolError
+from sqtool.data.readers import iter_records, read_csv
+
+FS, N = 64, 640                                   # 10 s at 64 Hz
+T = np.arange(N) / FS
+PPG = np.round(10 * np.sin(2 * np.pi * 1.2 * T), 4)
+ACC = np.round(1 + 0.05 * np.cos(T), 4)           # g
+PLAIN = "time,ppg,acc_x\n" + "".join(f"{t:.6f},{p:.4f},{a:.4f}\n" for t, p, a in zip(T, PPG, ACC))
+
+
+def _rows(sep: str = ",", end: str = "", nl: str = "\n", t_scale: float = 1.0) -> list[str]:
+    return [sep.join((f"{t * t_scale:.6f}", f"{p:.4f}", f"{a:.4f}")) + end + nl for t, p, a in zip(T, PPG, ACC)]
+
+
+LAYOUTS = {                      # each was refused or misread before (module docstring)
+    "trailing comma": "time,ppg,acc_x,\n" + "".join(_rows(end=",")),
+    "trailing semicolon": "time;ppg;acc_x;\n" + "".join(_rows(";", ";")),
+    "trailing tab": "time\tppg\tacc_x\t\n" + "".join(_rows("\t", "\t")),
+    "trailing comma, data lines only": "time,ppg,acc_x\n" + "".join(_rows(end=",")),
+    "units row": "time,ppg,acc_x\ns,a.u.,g\n" + "".join(_rows()),
+    "units row in ms": "time,ppg,acc_x\nms,counts,g\n" + "".join(_rows(t_scale=1000)),
+    "units row in brackets, decimal commas": "time;ppg;acc_x\n[s];[mV];[g]\n" + "".join(
+        r.replace(",", ".").replace(".", ",") for r in _rows(";")),
+    "comment preamble": "# device: Wrist-7\n# firmware: 2.4.1\n#start: 2026-12-08T10:00:00Z\n\ntime,ppg,acc_x\n"
+                        + "".join(_rows()),
+    "all at once": "\ufeff# device: Wrist-7\r\n\"time\",\"ppg\",\"acc_x\",\r\n\"ms\",\"a.u.\",\"g\",\r\n"
+                   + "".join(_rows(end=",", nl="\r\n", t_scale=1000)) + "\r\n",
+}
+KEPT = {                         # read right before too: kept so
+    "BOM": "\ufeff" + PLAIN,
+    "CRLF": PLAIN.replace("\n", "\r\n"),
+    "quoted header": '"time","ppg","acc_x"\n' + PLAIN.split("\n", 1)[1],
+    "blank last line": PLAIN + "\n",
+    "semicolon, decimal comma": "time;ppg;acc_x\n" + "".join(r.replace(",", ";").replace(".", ",") for r in _rows()),
+    "tab": "time\tppg\tacc_x\n" + "".join(_rows("\t")),
+    "ISO 8601 times": "time,ppg,acc_x\n" + "".join(
+        f"2026-12-08T10:00:{t:06.3f}Z,{p:.4f},{a:.4f}\n" for t, p, a in zip(T, PPG, ACC)),
+}
+
+
+def _both(tmp_path, text: str, yaml: str = "") -> list:
+    """The file read bare and through a dataset.yaml naming its time column and channels."""
+    f = tmp_path / "rec.csv"
+    f.write_bytes(text.encode())
+    (tmp_path / "dataset.yaml").write_text("format: csv\nfiles: rec.csv\ntime_column: time\n"
+                                           + (yaml or "channels: {ppg: ppg, acc_x: acc_x}\n"))
+    return [read_csv(f), next(iter_records(tmp_path / "dataset.yaml"))]
+
+
+def _same_as_plain(got) -> None:
+    assert got.fs == {"ppg": FS, "acc_x": FS} and sorted(got.channels) == ["acc_x", "ppg"]
+    np.testing.assert_array_equal(got.signals["ppg"], PPG)
+    np.testing.assert_array_equal(got.signals["acc_x"], ACC)
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_an_export_layout_reads_as_the_plain_file(tmp_path, layout):
+    for got in _both(tmp_path, LAYOUTS[layout]):
+        _same_as_plain(got)
+
+
+@pytest.mark.parametrize("layout", list(KEPT))
+def test_layouts_read_before_still_read_as_the_plain_file(tmp_path, layout):
+    for got in _both(tmp_path, KEPT[layout]):
+        _same_as_plain(got)
+
+
+def test_a_bom_before_a_header_less_file_is_no_header(tmp_path):
+    """Its first row was read as a header naming one channel '0_5000' (the row lost), not the ppg."""
+    f = tmp_path / "rec.csv"
+    f.write_bytes(("\ufeff" + "".join(f"{p:.4f}\n" for p in PPG)).encode())
+    r = read_csv(f, fs=FS)
+    assert r.channels == ["ppg"]
+    np.testing.assert_array_equal(r.signals["ppg"], PPG)
+
+
+def test_a_units_row_is_read_as_the_dataset_files_units(tmp_path):
+    """m/s^2 (or mg) in a units row converts the accelerometer to g as `unit: m/s^2` does; the row's cells are the
+    record's `units`, a PPG's unknown one (counts) kept as its label; a dataset.yaml saying the same is fine."""
+    acc = ACC * 9.80665
+    text = "time,ppg,acc_x\nms,counts,m/s^2\n" + "".join(
+        f"{t * 1000:.3f},{p:.4f},{a:.10f}\n" for t, p, a in zip(T, PPG, acc))
+    plain_yaml = "channels: {ppg: ppg, acc_x: acc_x}\n"
+    said = "time_unit: ms\nchannels: {ppg: ppg, acc_x: {column: acc_x, unit: m/s^2}}\n"
+    for yaml in (plain_yaml, said):
+        for got in _both(tmp_path, text, yaml):
+            assert got.fs == {"ppg": FS, "acc_x": FS} and got.meta["units"] == {"ppg": "counts", "acc_x": "m/s^2"}
+            np.testing.assert_array_equal(got.signals["ppg"], PPG)
+            np.testing.assert_allclose(got.signals["acc_x"], ACC, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("yaml, said", [
+    ("time_unit: ms\nchannels: {ppg: ppg, acc_x: acc_x}\n", "its units row says s but dataset.yaml says time_unit: ms"),
+    ("channels: {ppg: ppg, acc_x: {column: acc_x, unit: mg}}\n",
+     "its units row says g but dataset.yaml says channels.acc_x.unit: mg"),
+])
+def test_a_units_row_disagreeing_with_the_dataset_file_is_one_line_naming_both(tmp_path, yaml, said):
+    (tmp_path / "rec.csv").write_text(LAYOUTS["units row"])
+    (tmp_path / "dataset.yaml").write_text("format: csv\nfiles: rec.csv\ntime_column: time\n" + yaml)
+    with pytest.raises(SqtoolError, match=said) as e:
+        next(iter_records(tmp_path / "dataset.yaml"))
+    assert "\n" not in str(e.value)
+
+
+def test_a_stream_files_preamble_and_units_row_are_read_as_its_own(tmp_path):
+    """acc.csv beside ppg.csv (`file:`), with a logger's preamble and a units row in mg: read as the same stream
+    written plain in g."""
+    (tmp_path / "ppg.csv").write_text("time,ppg\n" + "".join(f"{t:.6f},{p:.4f}\n" for t, p in zip(T, PPG)))
+    (tmp_path / "acc.csv").write_text("# logger 3\ntime,acc_x,\nms,mg,\n" + "".join(
+        f"{t * 1000:.3f},{a * 1000:.1f},\n" for t, a in zip(T, ACC)))
+    (tmp_path / "dataset.yaml").write_text("format: csv\nfiles: ppg.csv\ntime_column: time\n"
+                                           "channels: {ppg: ppg, acc_x: {file: acc.csv, column: acc_x}}\n")
+    r = next(iter_records(tmp_path / "dataset.yaml"))
+    np.testing.assert_array_equal(r.signals["ppg"], PPG)
+    np.testing.assert_allclose(r.signals["acc_x"], ACC, rtol=0, atol=1e-12)
+    assert r.fs["acc_x"] == FS and r.meta["units"] == {"acc_x": "mg"}
+
+
+@pytest.mark.parametrize("text, said", [
+    ("time,ppg,acc_x,acc_y\n" + "".join(_rows(end=",")), "channel 'acc_y' has no finite sample"),   # named: kept
+    ("time,ppg,acc_x\nmin,a.u.,g\n" + "".join(_rows()), "its units row says 'min', no time unit sqtool reads"),
+    ("time,ppg,acc_x\n" + "".join(_rows(end=","))[:-2] + ",7\n", "a row has more fields than the header names"),
+])
+def test_what_no_layout_explains_stays_one_line(tmp_path, text, said):
+    """A named column with no value is still refused (an empty channel, not a trailing separator); a units row's
+    time unit sqtool cannot scale by, or a value past the header's last column, is one line."""
+    f = tmp_path / "rec.csv"
+    f.write_text(text)
+    with pytest.raises(SqtoolError, match=said) as e:
+        read_csv(f)
+    assert "\n" not in str(e.value)
