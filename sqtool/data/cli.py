@@ -200,11 +200,16 @@ def _summary(ds, path: Path | None, args, opts: dict, refused: list[str]) -> dic
         from types import SimpleNamespace
 
         from sqtool.data.readers.summary import summarise
+        from sqtool.data.readers.generic import acc_unit_of
         recs: list = []                                    # (record_id, subject) of each: the split's check
+        row_units: dict[str, set] = {}                     # acc channel -> the units its files' units rows gave
 
         def each():                                        # one recording in memory at a time, not the dataset
             for r in ds.iter_records(on_error=opts.get("on_error", "raise")):
                 recs.append(SimpleNamespace(record_id=r.record_id, subject=r.subject))
+                for ch, written in (r.meta.get("units") or {}).items():
+                    if ch.startswith("acc") and (unit := acc_unit_of(written)):
+                        row_units.setdefault(ch, set()).add(unit)
                 yield r
         try:
             s = summarise(ds.path, records=each(), progress=args.progress,
@@ -213,7 +218,7 @@ def _summary(ds, path: Path | None, args, opts: dict, refused: list[str]) -> dic
             refused.extend(ds.report.get("skipped", []))
         from sqtool.data.dataset_file import acc_conversion
         s["dataset_file"] = {"format": ds.format, "root": str(ds.root), "labels": list(ds.labels),
-                             "acc": acc_conversion(ds),
+                             "acc": acc_conversion(ds, row_units),
                              **{k: v for k, v in ds.report.items() if v and k != "skipped"}}
         if ds.split.test:                               # what quantize reads (compress/cli, quantize_hr)
             train, test = ds.split_subjects(recs)       # the check quantize makes: an unknown name is one line

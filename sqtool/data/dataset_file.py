@@ -150,10 +150,14 @@ def acc_unit(unit: str, where: str) -> str:
     return u
 
 
-def acc_conversion(ds: "DatasetFile") -> list[dict]:
+def acc_conversion(ds: "DatasetFile", row_units: dict[str, set] | None = None) -> list[dict]:
     """How `ds`'s acc_* channels become g, for `data inspect`: one entry per set of channels read alike, {"channels",
-    "unit" (as declared, ACC_UNITS' key; g when not said), "gain", "offset", "to_g" (g per unit)}: value = (column *
-    gain + offset) * to_g. An NPZ without channels: its acc arrays by name, in g; a built-in layout: {"reader"}."""
+    "unit" (as declared, ACC_UNITS' key; g when not said), "gain", "offset", "to_g" (g per unit), "from"
+    ("units row" where the CSV's units row gave the unit the dataset file does not say)}: value = (column * gain +
+    offset) * to_g. `row_units`: {channel: the ACC_UNITS keys its recordings' units rows gave} (`generic.acc_unit_of`
+    of each Record.meta["units"] cell); where they differ between recordings, "unit" lists them and "to_g" is None
+    (each recording read in its own). An NPZ without channels: its acc arrays by name, in g; a built-in layout:
+    {"reader"}."""
     if ds.builtin:
         return [{"reader": ds.format, "unit": "g"}]
     if not ds.channels:
@@ -161,9 +165,11 @@ def acc_conversion(ds: "DatasetFile") -> list[dict]:
     groups: dict[tuple, list[str]] = {}
     for name, ch in ds.channels.items():
         if name.startswith("acc"):
-            groups.setdefault((ch.unit, float(ch.gain), float(ch.offset)), []).append(name)
-    return [{"channels": names, "unit": unit, "gain": gain, "offset": offset, "to_g": ACC_UNITS[unit]}
-            for (unit, gain, offset), names in groups.items()]
+            seen = (row_units or {}).get(name) if f"channels.{name}.unit" not in ds.units_said else None
+            unit = (ch.unit, "") if not seen else (" or ".join(sorted(seen)), "units row")
+            groups.setdefault((*unit, float(ch.gain), float(ch.offset)), []).append(name)
+    return [{"channels": names, "unit": unit, "gain": gain, "offset": offset, "to_g": ACC_UNITS.get(unit),
+             **({"from": src} if src else {})} for (unit, src, gain, offset), names in groups.items()]
 
 
 def builtin_formats() -> tuple[str, ...]:

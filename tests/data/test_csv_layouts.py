@@ -140,3 +140,27 @@ def test_what_no_layout_explains_stays_one_line(tmp_path, text, said):
     with pytest.raises(SqtoolError, match=said) as e:
         read_csv(f)
     assert "\n" not in str(e.value)
+
+
+def test_data_inspect_says_the_accelerometer_unit_its_units_rows_gave(tmp_path, capsys):
+    """`data inspect` of a dataset file whose acc.csv units row says mg (dataset.yaml silent): its accelerometer line
+    says mg, from the units row, and the conversion to g (it said 'value in g, not converted': what the file did not
+    do); one row in m/s^2 and one in mg: both named, each recording read in its own."""
+    from sqtool.cli import main
+    for i in range(2):
+        d = tmp_path / f"s{i}_walk"
+        d.mkdir()
+        (d / "ppg.csv").write_text("time,ppg\n" + "".join(f"{t:.6f},{p:.4f}\n" for t, p in zip(T, PPG)))
+        (d / "acc.csv").write_text("time,acc_x\ns,mg\n" + "".join(
+            f"{t:.6f},{a * 1000:.1f}\n" for t, a in zip(T, ACC)))
+    (tmp_path / "dataset.yaml").write_text(
+        "format: csv\nfiles: '*/ppg.csv'\ntime_column: time\nchannels: {ppg: ppg, acc_x: {file: acc.csv, column: "
+        "acc_x}}\nsubject: {pattern: '^(?P<subject>s\\d+)_'}\n")
+    assert main(["data", "inspect", "--data", str(tmp_path / "dataset.yaml")]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if "accelerometer:" in ln)
+    assert line.strip() == "accelerometer: acc_x: value in mg (its units row), / 1000 -> g", line
+    (tmp_path / "s1_walk" / "acc.csv").write_text("time,acc_x\ns,m/s^2\n" + "".join(
+        f"{t:.6f},{a * 9.80665:.6f}\n" for t, a in zip(T, ACC)))
+    assert main(["data", "inspect", "--data", str(tmp_path / "dataset.yaml")]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if "accelerometer:" in ln)
+    assert line.strip() == "accelerometer: acc_x: value in m/s^2 or mg (its units row), each recording's -> g", line
