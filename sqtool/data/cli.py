@@ -203,7 +203,7 @@ def _summary(ds, path: Path | None, args, opts: dict, refused: list[str]) -> dic
         recs: list = []                                    # (record_id, subject) of each: the split's check
 
         def each():                                        # one recording in memory at a time, not the dataset
-            for r in ds.iter_records(on_error=opts.get("on_error", "raise")):
+            for r in ds.iter_records(on_error=opts.get("on_error", "raise"), notes="full"):     # each file's
                 recs.append(SimpleNamespace(record_id=r.record_id, subject=r.subject))
                 yield r
         try:

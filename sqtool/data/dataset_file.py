@@ -294,11 +294,12 @@ class DatasetFile:
         from sqtool.data.dataset_reader import read_records
         return read_records(self, log=log, max_records=max_records, on_error=on_error)
 
-    def iter_records(self, log=None, on_error: str = "raise"):
+    def iter_records(self, log=None, on_error: str = "raise", notes: str = "summary"):
         """records(), one recording at a time (memory: one recording, not the dataset); the checks over all of
-        them, and report, come after the last one (dataset_reader.iter_read_records)."""
+        them, and report, come after the last one (dataset_reader.iter_read_records; `notes` "full": the label
+        files' warnings a line per file, as data inspect lists them, not a summary line per cause)."""
         from sqtool.data.dataset_reader import iter_read_records
-        return iter_read_records(self, log=log, on_error=on_error)
+        return iter_read_records(self, log=log, on_error=on_error, notes=notes)
 
     def split_subjects(self, records) -> tuple[set[str], set[str]]:
         """(train subjects, test subjects): the declared split (subjects or record ids), else computed from

@@ -118,12 +118,13 @@ def _read_files(ds: DatasetFile, files: list[Path], tables: dict, on_error: str,
         yield rec
 
 
-def iter_read_records(ds: DatasetFile, log=None, on_error: str = "raise"):
+def iter_read_records(ds: DatasetFile, log=None, on_error: str = "raise", notes: str = "summary"):
     """`read_records` one recording at a time, for a command that looks at each once (`data inspect`, `data
     quality`): yields the records read_records returns, in its order, and keeps of each only what the checks over
     the whole file read (ids, labels, meta; not its signals), so memory holds one recording, not the dataset (2.0
     GB for 134 h of 125 Hz NPZ, read whole). Those checks, and ds.report, come once the last record is yielded.
-    A built-in layout is read whole, as read_records reads it."""
+    A built-in layout is read whole, as read_records reads it. `notes` "full": the label files' notes a line per
+    file (data inspect), not a summary line per cause."""
     if ds.builtin:
         yield from read_records(ds, log, on_error=on_error)
         return
@@ -142,7 +143,7 @@ def iter_read_records(ds: DatasetFile, log=None, on_error: str = "raise"):
         yield rec
         seen.append(dataclasses.replace(rec, signals={}))
         del rec
-    _whole_file_checks(ds, seen, tables, bad, gone, unread, on_error, say)
+    _whole_file_checks(ds, seen, tables, bad, gone, unread, on_error, say, notes)
 
 
 def _picked(ds: DatasetFile, ids: list[str], gone: set[str]) -> list[bool]:
@@ -162,10 +163,11 @@ def _picked(ds: DatasetFile, ids: list[str], gone: set[str]) -> list[bool]:
 
 
 def _whole_file_checks(ds: DatasetFile, recs: list[Record], tables: dict, bad: list[str], gone: set[str],
-                       unread: set[str], on_error: str, say) -> list[Record]:
+                       unread: set[str], on_error: str, say, notes: str = "summary") -> list[Record]:
     """What read_records checks and reports over all the records read (`recs`, in file order): skipped and
-    excluded files, unknown exclude names, duplicate default subjects, unlabelled recordings, label stamps and
-    rates, doubtful ECG windows. Returns the records kept, in read_records' order."""
+    excluded files, unknown exclude names, duplicate default subjects, unlabelled recordings, label files' notes
+    (`label_notes_lines`: a summary line per cause, or `notes` "full": a line per file), label stamps and rates,
+    doubtful ECG windows. Returns the records kept, in read_records' order."""
     if on_error == "skip":
         ds.report["skipped"] = bad
         for e in bad:                       # a built-in layout's too (its reader skipped them)
@@ -191,9 +193,11 @@ def _whole_file_checks(ds: DatasetFile, recs: list[Record], tables: dict, bad: l
             ds.report[key] = int(rows)
     if lack := sum(sum(r.meta.get("label_windows_without_row", {}).values()) for r in recs):
         ds.report["label_windows_without_row"] = int(lack)   # windows outside their label file's rows (NaN)
+    from sqtool.data.dataset_tasks import warn
+    for line in label_notes_lines(ds, recs, full=notes == "full"):
+        warn(line)
     for name in ds.labels:
         if line := stamp_hint(ds, name, recs) or rate_note(ds, name, recs):
-            from sqtool.data.dataset_tasks import warn
             warn(line)
     if ds.conditions.pattern is not None and recs and not any(map(has_condition, recs)):
         raise SqtoolError(f"{ds.path}: conditions.pattern '{ds.conditions.pattern}' matches none of the {len(recs)} "
@@ -246,7 +250,11 @@ def read_unit(ds: DatasetFile, unit, ctx: dict) -> tuple[list[Record], list[str]
     if not ds.builtin:
         if "tables" not in ctx:
             ctx["tables"] = _tables(ds)
-        return [_read_one(ds, Path(unit), ctx["tables"])], []
+        rec = _read_one(ds, Path(unit), ctx["tables"])
+        from sqtool.data.dataset_tasks import warn
+        for line in label_notes_lines(ds, [rec], full=True):      # no whole-file checks here: said as read
+            warn(line)
+        return [rec], []
     from sqtool.data.readers import read_item
     recs = read_item(ds.format, unit, ds.root, ctx)
     keep = [r for r in recs if str(r.record_id) not in ds.exclude]
@@ -969,13 +977,13 @@ def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: 
         _plausible(ds, name, v, f"{f}: column '{vcol}'")
         t = label_times(df[tcol], tcol, src, rec, f, name) - STAMPS[src.stamp] * w     # (rows,) starts, s
         if src.offset_s:                                           # the reference's clock onto the recording's
-            t, v = shifted_rows(on_window_grid(t, ds, f, name), v, ds, name, rec, f)
+            t, v = shifted_rows(on_window_grid(t, ds, f, name, rec), v, ds, name, rec, f)
         not_before_start(t, ds, name, rec, f, tcol)
         t, v = rows_inside(t, v, ds, name, rec, f)
         if src.stamp == "start" and not src.offset_s and np.isfinite(t).any():     # what stamp_hint reads
             rec.meta.setdefault("label_first_row", {})[name] = float(np.nanmin(t))
         if not src.offset_s:                                       # shifted: on_window_grid read the file's own
-            t = on_window_grid(t, ds, f, name)
+            t = on_window_grid(t, ds, f, name, rec)
         t, v = one_row_per_start(t, v, f, name)
         lack = windows_without_rows(t, ds, name, rec, f)           # no value: NaN, left out and counted
         t, v = np.concatenate([t, lack]), np.concatenate([np.asarray(v, np.float64), np.full(len(lack), np.nan)])
@@ -1204,6 +1212,57 @@ def on_clock(t: np.ndarray, rec: Record, span: float) -> str:
             f"{start}")
 
 
+LABEL_NOTES = {        # cause -> what every file of a summary line shares (`label_notes_lines`)
+    "interpolated": "have window starts without a row of their own (their truth interpolated between the rows around "
+                    "them)",
+    "holes": "have stretches without rows longer than a {window_s:g} s window (no value there: those windows left out "
+             "and counted, not interpolated)",
+    "uncovered": "leave over half their recording's windows without a row (left out and counted: is each its "
+                 "recording's label file, and all of it?)",
+}
+NOTE_EXAMPLES = 2       # files a summary line names
+
+
+def label_note(rec: Record, cause: str, name: str, f: Path, windows: int, line: str, short: str) -> None:
+    """Keep what label file `f` of `rec` (label `name`) showed, cause `cause` (a LABEL_NOTES key), in
+    rec.meta["label_notes"]: its full warning `line`, `short` (the same in a few words, for a summary's example) and
+    the `windows` it concerns. Said once over the dataset file (`label_notes_lines`), not a line per file: 13
+    recordings of a watch's export made 18 lines before every command's own."""
+    rec.meta.setdefault("label_notes", []).append(
+        {"cause": cause, "label": name, "file": str(f), "windows": windows, "line": line, "short": short})
+
+
+def label_notes_lines(ds: DatasetFile, recs: list[Record], full: bool = False) -> list[str]:
+    """The warning lines of `recs`' label notes (`label_note`): per label and cause one line, the number of files of
+    the label files read, the windows concerned and the first NOTE_EXAMPLES files, and where each file is listed
+    (`data inspect`); a cause of one file: that file's own line. `full`: every file's own line (data inspect)."""
+    notes = [n for r in recs for n in r.meta.get("label_notes", ())]
+    if full:
+        return [n["line"] for n in notes]
+    out = []
+    for name in ds.labels:
+        files = sum(1 for r in recs if name in r.labels)
+        for cause, what in LABEL_NOTES.items():
+            mine = [n for n in notes if n["label"] == name and n["cause"] == cause]
+            if len(mine) == 1:
+                out.append(mine[0]["line"])
+            elif mine:
+                eg = ", ".join(f"{_shown_path(ds, n['file'])} ({n['short']})" for n in mine[:NOTE_EXAMPLES])
+                out.append(f"{ds.path}: label '{name}': {len(mine)} of {files} label files "
+                           f"{what.format(window_s=float(ds.windows.window_s))}, {sum(n['windows'] for n in mine)} "
+                           f"windows in all, e.g. {eg}{', ...' if len(mine) > NOTE_EXAMPLES else ''} (each file: sqtool "
+                           f"data inspect --data {ds.path})")
+    return out
+
+
+def _shown_path(ds: DatasetFile, f: str) -> str:
+    """Label file `f` as a summary names it: from the dataset file's folder when under it (hr/s2_walk.csv)."""
+    try:
+        return str(Path(f).relative_to(ds.path.parent))
+    except ValueError:
+        return f
+
+
 def label_starts(ds: DatasetFile, rec: Record) -> np.ndarray:
     """(W,) s: the starts of `rec`'s label windows (window_s every hop_s, fully inside its longest channel)."""
     from sqtool.data.ecg import window_starts
@@ -1224,10 +1283,12 @@ def windows_without_rows(t: np.ndarray, ds: DatasetFile, name: str, rec: Record,
         (starts < fin.min() - tol) | (starts > fin.max() + tol)
     holes = label_holes(t, float(ds.windows.window_s), float(ds.windows.hop_s))
     if holes.size:
-        from sqtool.data.dataset_tasks import warn
-        warn(f"{f}: {holes.size} of its windows lie in {int(np.sum(np.diff(holes) > ds.windows.hop_s * 1.5)) + 1} "
-             f"stretch(es) without rows longer than a {float(ds.windows.window_s):g} s window (the first at "
-             f"{holes[0]:g} s): no {name} value there, left out and counted (not interpolated across the stretch)")
+        runs = int(np.sum(np.diff(holes) > ds.windows.hop_s * 1.5)) + 1
+        label_note(rec, "holes", name, f, int(holes.size),
+                   f"{f}: {holes.size} of its windows lie in {runs} stretch(es) without rows longer than a "
+                   f"{float(ds.windows.window_s):g} s window (the first at {holes[0]:g} s): no {name} value there, left "
+                   "out and counted (not interpolated across the stretch)",
+                   f"{holes.size} windows in {runs} stretch(es) from {holes[0]:g} s")
     if not out.any() and not holes.size:
         return np.zeros(0)
     rec.meta.setdefault("label_windows_without_row", {})[name] = int(out.sum()) + int(holes.size)
@@ -1236,13 +1297,14 @@ def windows_without_rows(t: np.ndarray, ds: DatasetFile, name: str, rec: Record,
                                  or rate_hint(rec, dur, fin.max())):                        # (a 1 Hz series)
         rec.meta.setdefault("label_rate_hint", {})[name] = hint          # rows stop early: rate_note, over the files
     if 2 * out.sum() > len(starts):
-        from sqtool.data.dataset_tasks import warn
         cover = f"cover {fin.min():g}..{fin.max():g} s" if fin.size else "cover none"
-        warn(f"{f}: its rows {cover} of the {dur:.2f} s recording {rec.record_id}: "
-             f"{int(out.sum())} of its {len(starts)} windows have no {name} value, left out and counted (is it this "
-             "recording's label file, and all of it?)"
-             + (f"; {hint}" if fin.size and (hint := rate_hint(rec, dur, fin.max() + float(ds.windows.window_s)))
-                else ""))
+        label_note(rec, "uncovered", name, f, int(out.sum()),
+                   f"{f}: its rows {cover} of the {dur:.2f} s recording {rec.record_id}: "
+                   f"{int(out.sum())} of its {len(starts)} windows have no {name} value, left out and counted (is it "
+                   "this recording's label file, and all of it?)"
+                   + (f"; {hint}" if fin.size and (hint := rate_hint(rec, dur, fin.max() + float(ds.windows.window_s)))
+                      else ""),
+                   f"rows {cover} of {dur:.0f} s")
     return np.concatenate([starts[out], holes])
 
 
@@ -1294,7 +1356,7 @@ def rate_note(ds: DatasetFile, name: str, recs: list[Record]) -> str:
 GRID_TOL = 0.02                     # of hop_s: a label row this near a window start (k * hop_s) is that window's
 
 
-def on_window_grid(t: np.ndarray, ds: DatasetFile, f: Path, name: str) -> np.ndarray:
+def on_window_grid(t: np.ndarray, ds: DatasetFile, f: Path, name: str, rec: Record) -> np.ndarray:
     """The start times `t` of label file `f`'s rows, those within GRID_TOL * hop_s of a window start (k * hop_s)
     put exactly on it, so a window's truth is its own row's value: both heart-rate paths (the time-domain tasks and
     the spectral hr_spectra.window_truth) take the label at the window's centre (tasks._label_at_centres), exact
@@ -1302,8 +1364,8 @@ def on_window_grid(t: np.ndarray, ds: DatasetFile, f: Path, name: str) -> np.nda
     is the windows: of the window starts between the file's first and last row, over a quarter without a row
     (rows every 4 s under hop_s 2, or at 1, 3, 5 s: half or all the windows' truth merely interpolated between
     rows) is one line naming the file, its spacing and hop_s (rows over a minute apart that would be 0.1-60 s apart
-    in ms: the line says so and how to give label `name`'s time_unit); a few without one are one warning line saying
-    their truth is interpolated. Rows between window starts (a per-second series) are no window's and are not
+    in ms: the line says so and how to give label `name`'s time_unit); a few without one are a note (`label_note`)
+    saying their truth is interpolated. Rows between window starts (a per-second series) are no window's and are not
     counted against the file."""
     h = float(ds.windows.hop_s)
     tol = max(GRID_TOL * h, 1e-6)
@@ -1331,10 +1393,11 @@ def on_window_grid(t: np.ndarray, ds: DatasetFile, f: Path, name: str) -> np.nda
                              f"the times by -{off:g} s" if off
                              else f"Set windows.hop_s (and window_s) to the label file's spacing ({step:g} s)"))
     if missing > 0:
-        from sqtool.data.dataset_tasks import warn
-        warn(f"{f}: {missing} of the {starts} window starts its rows span (every {h:g} s) have no row: those "
-             "windows' truth is interpolated between the rows around their centres (not read from a row of their "
-             "own)")
+        label_note(rec, "interpolated", name, f, int(missing),
+                   f"{f}: {missing} of the {starts} window starts its rows span (every {h:g} s) have no row: those "
+                   "windows' truth is interpolated between the rows around their centres (not read from a row of "
+                   "their own)",
+                   f"{missing} of {starts} starts")
     return np.where(on, k * h, t)
 
 

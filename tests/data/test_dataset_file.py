@@ -307,8 +307,9 @@ def test_a_few_label_rows_off_the_grid_are_one_warning_and_left_out(tmp_path, ca
     label_files(tmp_path, [0.0, 2.0, 3.0, 6.0, 8.0, 10.0, 12.0])
     capsys.readouterr()
     load_dataset_file(p).records()
-    err = [ln for ln in capsys.readouterr().err.splitlines() if "window starts its rows span" in ln]
-    assert len(err) == 2 and all(ln.startswith("sqtool: warning: ") and "1 of the 7 window starts" in ln for ln in err)
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "window starts without a row" in ln]
+    assert len(err) == 1 and err[0].startswith("sqtool: warning: ") and "2 of 2 label files" in err[0] \
+        and "hr/s1_a.csv (1 of 7 starts)" in err[0]
     label_files(tmp_path, [float(t) for t in range(13)])
     rec = load_dataset_file(p).records()[0]
     assert "warning" not in capsys.readouterr().err
@@ -329,9 +330,9 @@ def test_a_window_without_a_label_row_gets_interpolated_truth_as_the_warning_say
     capsys.readouterr()
     ds = load_dataset_file(p)
     rec = ds.records()[0]
-    said = [ln for ln in capsys.readouterr().err.splitlines() if "window starts its rows span" in ln]
-    assert len(said) == 2 and all("have no row: those windows' truth is interpolated between the rows around their "
-                                  "centres" in ln and "no truth" not in ln for ln in said)
+    said = [ln for ln in capsys.readouterr().err.splitlines() if "window starts without a row" in ln]
+    assert len(said) == 1 and "their truth interpolated between the rows around them" in said[0] \
+        and "no truth" not in said[0]
     td = load_task_from_dataset("hr", ds, task_model_cfg("hr", ModelCfg(name="t", family="resnet1d")))
     mine = td.record_ids == rec.record_id
     time_domain = dict(zip(td.t0[mine].tolist(), np.ravel(td.y[mine]).tolist()))
