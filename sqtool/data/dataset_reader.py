@@ -165,8 +165,8 @@ def _picked(ds: DatasetFile, ids: list[str], gone: set[str]) -> list[bool]:
 def _whole_file_checks(ds: DatasetFile, recs: list[Record], tables: dict, bad: list[str], gone: set[str],
                        unread: set[str], on_error: str, say, notes: str = "summary") -> list[Record]:
     """What read_records checks and reports over all the records read (`recs`, in file order): skipped and
-    excluded files, unknown exclude names, duplicate default subjects, unlabelled recordings, label files' notes
-    (`label_notes_lines`: a summary line per cause, or `notes` "full": a line per file), label stamps and rates,
+    excluded files, unknown exclude names, duplicate default subjects, unlabelled recordings, the files' notes
+    (`notes_lines`: a summary line per cause, or `notes` "full": a line per file), label stamps and rates,
     doubtful ECG windows. Returns the records kept, in read_records' order."""
     if on_error == "skip":
         ds.report["skipped"] = bad
@@ -194,7 +194,7 @@ def _whole_file_checks(ds: DatasetFile, recs: list[Record], tables: dict, bad: l
     if lack := sum(sum(r.meta.get("label_windows_without_row", {}).values()) for r in recs):
         ds.report["label_windows_without_row"] = int(lack)   # windows outside their label file's rows (NaN)
     from sqtool.data.dataset_tasks import warn
-    for line in label_notes_lines(ds, recs, full=notes == "full"):
+    for line in notes_lines(ds, recs, full=notes == "full"):
         warn(line)
     for name in ds.labels:
         if line := stamp_hint(ds, name, recs) or rate_note(ds, name, recs):
@@ -252,7 +252,7 @@ def read_unit(ds: DatasetFile, unit, ctx: dict) -> tuple[list[Record], list[str]
             ctx["tables"] = _tables(ds)
         rec = _read_one(ds, Path(unit), ctx["tables"])
         from sqtool.data.dataset_tasks import warn
-        for line in label_notes_lines(ds, [rec], full=True):      # no whole-file checks here: said as read
+        for line in notes_lines(ds, [rec], full=True):      # no whole-file checks here: said as read
             warn(line)
         return [rec], []
     from sqtool.data.readers import read_item
@@ -549,7 +549,7 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
     channels = ds.channels or npz_channels(ds, cols, names, where)
     streams: dict[str, Stream] = {}                  # channel -> the stream file it is read from (CSV)
     if any(spec.file is not None for spec in channels.values()):
-        own, streams = read_streams(ds, p, channels, own)
+        own, streams, starts = read_streams(ds, p, channels, own)
         cols, names, grid, n, start = own.cols, own.names, own.grid, own.n, own.start
     for ch, spec in channels.items():
         s = streams.get(ch) or Stream(p, ds, cols, names, grid, n, start, rates)
@@ -564,6 +564,7 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
     if streams:                                      # stream files cut to their overlap: within a sample of it
         rec.check_spans(slack=1)
         rec.meta["stream_files"] = sorted({os.path.relpath(s.path, p.parent) for s in streams.values()})
+        stream_start_note(ds, rec, starts)
     if ds.format == "npz":                           # arrays of their own lengths: a shorter one is refused, as
         rec.check_spans(slack=1)                     # read_npz does, never cut to by the stream
         used = {_pick(cols, names, ch.column, where, "")[0] for ch in channels.values()} | \
@@ -641,9 +642,10 @@ class Stream:
         return self.grid.n if self.grid is not None else self.n
 
 
-def read_streams(ds: DatasetFile, p: Path, channels: dict[str, Channel], own: Stream) -> tuple[Stream, dict]:
-    """(the recording's own file `own`, {channel: its Stream}) for the channels read from stream files, each file
-    read once, all of them cut to the time they share (`align_streams`)."""
+def read_streams(ds: DatasetFile, p: Path, channels: dict[str, Channel], own: Stream) -> tuple[Stream, dict, dict]:
+    """(the recording's own file `own`, {channel: its Stream}, {file: its first row, s after the earliest file's})
+    for the channels read from stream files, each file read once, all of them cut to the time they share
+    (`align_streams`)."""
     if own.origin is None:                          # an E4 file's header gave both
         own.origin = _clock_origin(own)
     own.fs = own.fs or (own.grid.fs if own.grid else None) or ds.fs or \
@@ -665,8 +667,8 @@ def read_streams(ds: DatasetFile, p: Path, channels: dict[str, Channel], own: St
             readers = [c for c, o in channels.items() if (o.file, o.time_column, o.time_unit) == (spec.file,) + key[1:]]
             files[key] = _read_stream(ds, q, ch, spec, readers)
         out[ch] = files[key]
-    align_streams(own, list(files.values()))
-    return own, out
+    starts = align_streams(own, list(files.values()))
+    return own, out, starts
 
 
 def stream_path(ds: DatasetFile, p: Path, file: str) -> Path:
@@ -776,11 +778,12 @@ def check_same_clock(own: Stream, s: Stream) -> None:
                           "of time column, or the date-times their UTC offset (e.g. 2024-03-01T10:00:00+01:00)")
 
 
-def align_streams(own: Stream, streams: list[Stream]) -> None:
+def align_streams(own: Stream, streams: list[Stream]) -> dict[Path, float]:
     """Cut the recording's own file and its stream files, in place, to the time they all cover: the recording starts
     where every stream has begun and ends where the first ends. Times on one clock when both have a time column
     (`check_same_clock`: local date-times beside instants are one line); a stream (or a recording) without one
-    starts with the recording. No overlap is one line naming the file."""
+    starts with the recording. No overlap is one line naming the file. Returns each file's first row, s after the
+    earliest's (`stream_start_note`)."""
     for s in streams:
         if s.origin is not None and own.origin is not None:
             check_same_clock(own, s)
@@ -797,6 +800,8 @@ def align_streams(own: Stream, streams: list[Stream]) -> None:
     for s in (own, *streams):
         a = int(round((begin - at[id(s)]) * s.fs))
         _cut(s, a, min(s.samples - a, int(round((end - begin) * s.fs))))
+    first = min(at.values())
+    return {s.path: at[id(s)] - first for s in (own, *streams)}
 
 
 def _cut(s: Stream, a: int, m: int) -> None:
@@ -815,6 +820,29 @@ def _cut(s: Stream, a: int, m: int) -> None:
         import pandas as pd
         from sqtool.data.readers.generic import iso_time
         s.start = iso_time(pd.Timestamp(s.start) + pd.Timedelta(seconds=a / s.fs))
+
+
+STREAM_START_TOL = 0.25    # of windows.hop_s: a recording's files whose first rows are further apart (0.5 s at hop_s 2)
+#   are said: the recording starts at the last one's first row, and label-file times (predict's t, start_time) count
+#   from there, a shift of the truth against a file counted from the recording file's own first row. Two files of one
+#   device start within a sample or two of each other (20 ms at 50 Hz); a quarter hop is 25 such samples.
+
+
+def stream_start_note(ds: DatasetFile, rec: Record, starts: dict[Path, float]) -> None:
+    """A note (`record_note`) when the files of `rec` (`starts`: each one's first row, s after the earliest's,
+    `align_streams`) begin more than STREAM_START_TOL * windows.hop_s apart: naming the recording, the files and
+    their offsets, and the row every time of the recording counts from (the last file to begin)."""
+    if len(starts) < 2 or (spread := max(starts.values())) <= STREAM_START_TOL * float(ds.windows.hop_s):
+        return
+    last = max(starts, key=starts.get)
+    first = min(starts, key=starts.get)
+    late = ", ".join(f"{q.name} {t:.2f} s" for q, t in sorted(starts.items(), key=lambda kv: kv[1]) if t > 0)
+    record_note(rec, "stream_start", None, rec.source, 1,
+                f"{rec.source}: recording {rec.record_id}: its files begin {spread:.2f} s apart ({late} after "
+                f"{first.name}'s first row): it starts at {last.name}'s first row, and its label files' times (and "
+                f"predict's) count from there, not from {first.name}'s; shift the label times by -{spread:.2f} s if "
+                f"they count from {first.name}'s first row, or cut the files to one start",
+                f"{rec.record_id}: {late} after {first.name}")
 
 
 def not_channels(ds: DatasetFile, cols, names, where: str) -> set[str]:
@@ -1212,46 +1240,51 @@ def on_clock(t: np.ndarray, rec: Record, span: float) -> str:
             f"{start}")
 
 
-LABEL_NOTES = {        # cause -> what every file of a summary line shares (`label_notes_lines`)
+NOTES = {        # cause -> what every file of a summary line shares (`notes_lines`)
     "interpolated": "have window starts without a row of their own (their truth interpolated between the rows around "
                     "them)",
     "holes": "have stretches without rows longer than a {window_s:g} s window (no value there: those windows left out "
              "and counted, not interpolated)",
     "uncovered": "leave over half their recording's windows without a row (left out and counted: is each its "
                  "recording's label file, and all of it?)",
+    "stream_start": "have files beginning more than {tol:g} s apart: each starts at its last file's first row, and "
+                    "its label files' times (and predict's) count from there",
 }
 NOTE_EXAMPLES = 2       # files a summary line names
 
 
-def label_note(rec: Record, cause: str, name: str, f: Path, windows: int, line: str, short: str) -> None:
-    """Keep what label file `f` of `rec` (label `name`) showed, cause `cause` (a LABEL_NOTES key), in
-    rec.meta["label_notes"]: its full warning `line`, `short` (the same in a few words, for a summary's example) and
-    the `windows` it concerns. Said once over the dataset file (`label_notes_lines`), not a line per file: 13
-    recordings of a watch's export made 18 lines before every command's own."""
-    rec.meta.setdefault("label_notes", []).append(
+def record_note(rec: Record, cause: str, name: str | None, f, windows: int, line: str, short: str) -> None:
+    """Keep what file `f` of `rec` (a label file of label `name`; None: the recording's own) showed, cause `cause`
+    (a NOTES key), in rec.meta["notes"]: its full warning `line`, `short` (the same in a few words, for a summary's
+    example) and the `windows` it concerns. Said once over the dataset file (`notes_lines`), not a line per file:
+    13 recordings of a watch's export made 18 lines before every command's own."""
+    rec.meta.setdefault("notes", []).append(
         {"cause": cause, "label": name, "file": str(f), "windows": windows, "line": line, "short": short})
 
 
-def label_notes_lines(ds: DatasetFile, recs: list[Record], full: bool = False) -> list[str]:
-    """The warning lines of `recs`' label notes (`label_note`): per label and cause one line, the number of files of
-    the label files read, the windows concerned and the first NOTE_EXAMPLES files, and where each file is listed
-    (`data inspect`); a cause of one file: that file's own line. `full`: every file's own line (data inspect)."""
-    notes = [n for r in recs for n in r.meta.get("label_notes", ())]
+def notes_lines(ds: DatasetFile, recs: list[Record], full: bool = False) -> list[str]:
+    """The warning lines of `recs`' notes (`record_note`): per label (then for the recordings' own files) and cause
+    one line, how many of the files read, the windows concerned and the first NOTE_EXAMPLES files, and where each is
+    listed (`data inspect`); a cause of one file: that file's own line. `full`: every file's own line (inspect)."""
+    notes = [n for r in recs for n in r.meta.get("notes", ())]
     if full:
         return [n["line"] for n in notes]
     out = []
-    for name in ds.labels:
-        files = sum(1 for r in recs if name in r.labels)
-        for cause, what in LABEL_NOTES.items():
+    for name in (*ds.labels, None):
+        for cause, what in NOTES.items():
             mine = [n for n in notes if n["label"] == name and n["cause"] == cause]
             if len(mine) == 1:
                 out.append(mine[0]["line"])
             elif mine:
-                eg = ", ".join(f"{_shown_path(ds, n['file'])} ({n['short']})" for n in mine[:NOTE_EXAMPLES])
-                out.append(f"{ds.path}: label '{name}': {len(mine)} of {files} label files "
-                           f"{what.format(window_s=float(ds.windows.window_s))}, {sum(n['windows'] for n in mine)} "
-                           f"windows in all, e.g. {eg}{', ...' if len(mine) > NOTE_EXAMPLES else ''} (each file: sqtool "
-                           f"data inspect --data {ds.path})")
+                eg = ", ".join(f"{_shown_path(ds, n['file'])} ({n['short']})" if name else n["short"]
+                               for n in mine[:NOTE_EXAMPLES])
+                what = what.format(window_s=float(ds.windows.window_s),
+                                   tol=STREAM_START_TOL * float(ds.windows.hop_s))
+                head = (f"label '{name}': {len(mine)} of {sum(1 for r in recs if name in r.labels)} label files "
+                        f"{what}, {sum(n['windows'] for n in mine)} windows in all" if name
+                        else f"{len(mine)} of {len(recs)} recordings {what}")
+                out.append(f"{ds.path}: {head}, e.g. {eg}{', ...' if len(mine) > NOTE_EXAMPLES else ''} (each: "
+                           f"sqtool data inspect --data {ds.path})")
     return out
 
 
@@ -1284,7 +1317,7 @@ def windows_without_rows(t: np.ndarray, ds: DatasetFile, name: str, rec: Record,
     holes = label_holes(t, float(ds.windows.window_s), float(ds.windows.hop_s))
     if holes.size:
         runs = int(np.sum(np.diff(holes) > ds.windows.hop_s * 1.5)) + 1
-        label_note(rec, "holes", name, f, int(holes.size),
+        record_note(rec, "holes", name, f, int(holes.size),
                    f"{f}: {holes.size} of its windows lie in {runs} stretch(es) without rows longer than a "
                    f"{float(ds.windows.window_s):g} s window (the first at {holes[0]:g} s): no {name} value there, left "
                    "out and counted (not interpolated across the stretch)",
@@ -1298,7 +1331,7 @@ def windows_without_rows(t: np.ndarray, ds: DatasetFile, name: str, rec: Record,
         rec.meta.setdefault("label_rate_hint", {})[name] = hint          # rows stop early: rate_note, over the files
     if 2 * out.sum() > len(starts):
         cover = f"cover {fin.min():g}..{fin.max():g} s" if fin.size else "cover none"
-        label_note(rec, "uncovered", name, f, int(out.sum()),
+        record_note(rec, "uncovered", name, f, int(out.sum()),
                    f"{f}: its rows {cover} of the {dur:.2f} s recording {rec.record_id}: "
                    f"{int(out.sum())} of its {len(starts)} windows have no {name} value, left out and counted (is it "
                    "this recording's label file, and all of it?)"
@@ -1364,7 +1397,7 @@ def on_window_grid(t: np.ndarray, ds: DatasetFile, f: Path, name: str, rec: Reco
     is the windows: of the window starts between the file's first and last row, over a quarter without a row
     (rows every 4 s under hop_s 2, or at 1, 3, 5 s: half or all the windows' truth merely interpolated between
     rows) is one line naming the file, its spacing and hop_s (rows over a minute apart that would be 0.1-60 s apart
-    in ms: the line says so and how to give label `name`'s time_unit); a few without one are a note (`label_note`)
+    in ms: the line says so and how to give label `name`'s time_unit); a few without one are a note (`record_note`)
     saying their truth is interpolated. Rows between window starts (a per-second series) are no window's and are not
     counted against the file."""
     h = float(ds.windows.hop_s)
@@ -1393,7 +1426,7 @@ def on_window_grid(t: np.ndarray, ds: DatasetFile, f: Path, name: str, rec: Reco
                              f"the times by -{off:g} s" if off
                              else f"Set windows.hop_s (and window_s) to the label file's spacing ({step:g} s)"))
     if missing > 0:
-        label_note(rec, "interpolated", name, f, int(missing),
+        record_note(rec, "interpolated", name, f, int(missing),
                    f"{f}: {missing} of the {starts} window starts its rows span (every {h:g} s) have no row: those "
                    "windows' truth is interpolated between the rows around their centres (not read from a row of "
                    "their own)",
