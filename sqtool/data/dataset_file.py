@@ -101,7 +101,8 @@ that is ambiguous (the table has both `AF` and `af`).
 Accelerometer units: a recording whose acc measures gravity (the median norm of its 2 s mean vectors) at a value
 implausible for the declared unit (about 9.8 while it says g, about 1 while it says m/s^2) but plausible for
 another (0.5-2 g) gets one `sqtool: warning:` line naming the file and the likely unit; a sensor without gravity
-(linear acceleration, about 0) is no warning.
+(linear acceleration, about 0) is no warning. One axis about 9.81x off the other two after conversion (an axis in g
+beside two in m/s^2) gets one line naming the axis and the unit that fits it instead (`check_acc_unit`).
 
 Bad input is one `SqtoolError` line naming the file: unknown key, a value of the wrong kind (naming its key, when the
 file is parsed: text or a list where a number belongs, one name where a list belongs), missing channel, a rate that

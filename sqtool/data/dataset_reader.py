@@ -66,7 +66,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sqtool.core import SqtoolError, check_fs
-from sqtool.data.dataset_file import ACC_UNITS, STAMPS, Channel, DatasetFile, acc_unit
+from sqtool.data.dataset_file import ACC_UNITS, STAMPS, STANDARD_GRAVITY, Channel, DatasetFile, acc_unit
 from sqtool.data.readers._common import (RATE_TOL, TIME_UNITS, check_bp, check_plausible, check_plausible_labels,
                                          every_kth_row, rows_per_sample)
 from sqtool.data.record import Label, Record
@@ -879,26 +879,28 @@ def check_acc_unit(ds: DatasetFile, channels: dict, signals: dict, fs: dict, whe
     is m/s^2, about 1 said m/s^2 is g, about 1000 said g is mg. Gravity: the median over 2 s windows of the
     norm of the window's mean acc vector (1.0 +- 0.15 g on every TROIKA and wrist_exercise recording, running
     included). Never refused: a sensor without gravity (linear acceleration) measures about 0 however much it
-    moves, fits no unit and is no warning."""
+    moves, fits no unit and is no warning. One axis in another unit than the other two (`axis_unit_note`) is said
+    first, and then alone."""
     axes = ("acc_x", "acc_y", "acc_z")
     if not all(a in signals for a in axes) or len({len(signals[a]) for a in axes}) != 1 \
             or len({fs[a] for a in axes}) != 1:
         return None
-    units = {channels[a].unit for a in axes}
-    if len(units) != 1:
-        return None
-    said = units.pop()
     n = max(1, int(round(GRAVITY_WINDOW_S * fs["acc_x"])))
     w = len(signals["acc_x"]) // n
     if w == 0:
         return None
     acc = np.stack([np.asarray(signals[a][:w * n], np.float64) for a in axes], axis=1)     # (N, 3) in g
-    mean = acc.reshape(w, n, 3).mean(axis=1)                                              # (W, 3)
-    norm = np.linalg.norm(mean, axis=1)
-    norm = norm[np.isfinite(norm)]                    # windows holding a NaN sample say nothing
-    if not norm.size:
+    win = acc.reshape(w, n, 3)                                                            # (W, n, 3)
+    win = win[np.isfinite(win).all(axis=(1, 2))]      # windows holding a NaN sample say nothing
+    if not len(win):
         return None
-    med = float(np.median(norm))
+    if axis_unit_note(ds, channels, win, where):      # one axis in another unit: said, not the three's unit
+        return None
+    units = {channels[a].unit for a in axes}
+    if len(units) != 1:
+        return None
+    said = units.pop()
+    med = float(np.median(np.linalg.norm(win.mean(axis=1), axis=1)))
     lo, hi = GRAVITY_BAND
     if lo <= med <= hi:
         return None
@@ -919,6 +921,64 @@ def check_acc_unit(ds: DatasetFile, channels: dict, signals: dict, fs: dict, whe
                  f"{ds.path.name} if so (said for its first such recording; all: ds.report['acc_unit_suspect'])")
     seen.append(str(where))
     return likely
+
+
+AXIS_SCALES = (STANDARD_GRAVITY, 1 / STANDARD_GRAVITY)   # one axis in g read as m/s^2 (x 9.81 fits), or the reverse
+AXIS_MOTION_BAND = (0.3, 3.3)   # an axis's motion (its RMS about each 2 s window's mean) over the geometric mean of
+#   the other two: 0.37-2.65 on every TROIKA, wrist_exercise and E2E-PPG watch recording; one axis 9.81x off puts it
+#   outside (0.37 x 9.81 = 3.6, 2.65 / 9.81 = 0.27)
+AXIS_GRAVITY_GAIN = 4.0         # the spread of gravity's norm over 2 s windows (its median absolute deviation, of its
+#   median) at least this many times smaller with one axis rescaled: a wrist turning moves gravity between axes of
+#   one unit without changing its norm (best other rescaling on those recordings: 2.4x, at a spread of 0.2 %)
+AXIS_SPREAD_FLOOR = 0.02        # a spread below 2 % is already steady: no evidence to gain
+
+
+def axis_unit_note(ds: DatasetFile, channels: dict, win: np.ndarray, where: str) -> bool:
+    """One 'sqtool: warning:' line (True) when one accelerometer axis of `win` ((W, n, 3) samples of 2 s windows, in
+    g after conversion) reads about 9.81x off the other two: rescaled by 9.81 or 1/9.81 (AXIS_SCALES), gravity's norm
+    lies in GRAVITY_BAND and that axis's motion matches the others' (AXIS_MOTION_BAND), and either its motion did not
+    before or gravity's norm is AXIS_GRAVITY_GAIN times steadier. An axis in g among two in m/s^2 (a dataset.yaml
+    mistake, or a device that writes them so) read with no word: the whole-vector check saw gravity at 1 g when
+    another axis carried it, or named all three. Once per dataset file, as that check: the rest counted in
+    ds.report["acc_axis_unit_suspect"]."""
+    axes = ("acc_x", "acc_y", "acc_z")
+    lo, hi = GRAVITY_BAND
+
+    def spread(m):                                                   # (W, 3) window means -> (median, spread)
+        norm = np.linalg.norm(m, axis=1)
+        med = float(np.median(norm))
+        return med, float(np.median(np.abs(norm - med)) / med) if med > 0 else np.inf
+
+    mean = win.mean(axis=1)                                          # (W, 3)
+    motion = np.median(np.sqrt(((win - mean[:, None, :]) ** 2).mean(axis=1)), axis=0)          # (3,)
+    if not np.all(motion > 0):
+        return False
+    _, now = spread(mean)
+    fits = []                                    # (-|log motion ratio|, axis, scale, motion before, after, g)
+    for i, k in ((i, k) for i in range(3) for k in AXIS_SCALES):
+        others = float(np.sqrt(np.prod(np.delete(motion, i))))
+        before, after = motion[i] / others, motion[i] * k / others
+        med, new = spread(mean * np.where(np.arange(3) == i, k, 1.0))
+        evidence = not AXIS_MOTION_BAND[0] <= before <= AXIS_MOTION_BAND[1] or \
+            (now >= AXIS_SPREAD_FLOOR and now >= AXIS_GRAVITY_GAIN * new)
+        if lo <= med <= hi and AXIS_MOTION_BAND[0] <= after <= AXIS_MOTION_BAND[1] and evidence:
+            fits.append((-abs(np.log(before)), i, k, before, after, med))
+    if not fits:                                 # the axis furthest from the others' motion: one axis shrunk makes
+        return False                             # another look large beside it, but by half as much (a geometric
+    _, i, k, before, after, med = min(fits)      # mean of two holds the shrunk one)
+    seen = ds.report.setdefault("acc_axis_unit_suspect", [])
+    if not seen:
+        from sqtool.data.dataset_tasks import warn
+        said = channels[axes[i]].unit
+        fits = next((u for u, c in ACC_UNITS.items() if abs(np.log(c / (ACC_UNITS[said] * k))) < 0.01), None)
+        rest = [a for a in axes if a != axes[i]]
+        fix = (f"set unit: {fits} on {axes[i]}" if fits else f"give {axes[i]} gain: {k:.6g}") + f" in {ds.path.name}"
+        warn(f"{where}: {axes[i]} reads about {'1/' if k > 1 else ''}{STANDARD_GRAVITY:.2f} the scale of {rest[0]} "
+             f"and {rest[1]} (its motion {before:.2g}x theirs; read as {fits or f'x{k:.4g}'} instead of {said}: "
+             f"{after:.2g}x, and gravity a steady {med:.2f} g): {fix} if so (said for its first such recording; all: "
+             "ds.report['acc_axis_unit_suspect'])")
+    seen.append(str(where))
+    return True
 
 
 def _subject(ds: DatasetFile, cols, names, rel: str, default: str, where: str) -> str:

@@ -203,8 +203,9 @@ def test_an_inf_in_a_label_column_is_missing_for_its_windows_only(tmp_path):
     assert np.allclose(gap.values[touch], 12.0)                       # the finite samples' mean (as for NaN)
 
 
-def write_acc(folder: Path, scale: float, gravity=True, seconds=20.0, fs=50.0) -> Path:
-    """time,ppg,ax,ay,az with the acc in g times `scale` (9.80665: m/s^2, 1000: mg); gravity on z, or none."""
+def write_acc(folder: Path, scale, gravity=True, seconds=20.0, fs=50.0) -> Path:
+    """time,ppg,ax,ay,az with the acc in g times `scale` (9.80665: m/s^2, 1000: mg; three numbers: one per axis);
+    gravity on z, or none."""
     folder.mkdir(parents=True, exist_ok=True)
     n = int(seconds * fs)
     t = np.arange(n) / fs
@@ -249,6 +250,34 @@ def test_acc_magnitude_that_says_another_unit_is_one_warning(tmp_path, capsys, s
     assert len(err) == 1 and err[0].startswith("sqtool: warning:") and str(f) in err[0]
     assert f"looks like {likely}, not {unit or 'g'}" in err[0]
     assert len(rec.signals["acc_z"]) == 1000 and len(ds.report["acc_unit_suspect"]) == 2
+
+
+G = 9.80665
+
+
+@pytest.mark.parametrize("scale, units, axis, says", [
+    ((G, G, 1.0), ("m/s^2",) * 3, "acc_z", "reads about 1/9.81 the scale of acc_x and acc_y"),   # z written in g
+    ((1.0, G, G), ("m/s^2",) * 3, "acc_x", "reads about 1/9.81 the scale of acc_y and acc_z"),   # x: no gravity
+    ((G, G, G), ("m/s^2", "m/s^2", "g"), "acc_z", "reads about 9.81 the scale of acc_x and acc_y")])  # a yaml typo
+def test_one_acc_axis_in_another_unit_is_one_warning_naming_the_axis_and_the_unit_that_fits(tmp_path, capsys, scale,
+                                                                                         units, axis, says):
+    """One axis in g beside two in m/s^2 (a device that writes them so, or one unit: mistyped in dataset.yaml) read
+    with no word: gravity on x and y measured 1 g whatever x's unit, and three units that differ skipped the check.
+    After conversion the axis reads 9.81x off the others' scale: one warning line names it and the unit that fits
+    (said for the first recording, the rest counted), and nothing about the three axes' unit."""
+    f = write_acc(tmp_path / "rec", np.array(scale))
+    (tmp_path / "rec" / "s2_a.csv").write_text(f.read_text())
+    p = tmp_path / "dataset.yaml"
+    p.write_text("format: csv\nroot: rec\ntime_column: time\nchannels: {ppg: ppg, "
+                 + ", ".join(f"acc_{a}: {{column: a{a}, unit: '{u}'}}" for a, u in zip("xyz", units)) + "}\n")
+    ds = load_dataset_file(p)
+    ds.records()
+    err = capsys.readouterr().err.strip().splitlines()
+    fits = "m/s^2" if units[2] == "g" else "g"
+    assert len(err) == 1 and err[0].startswith(f"sqtool: warning: {f}: {axis} {says}"), err
+    assert f"read as {fits} instead of {'g' if fits == 'm/s^2' else 'm/s^2'}" in err[0]
+    assert f"set unit: {fits} on {axis} in dataset.yaml if so" in err[0] and "looks like" not in err[0]
+    assert len(ds.report["acc_axis_unit_suspect"]) == 2 and "acc_unit_suspect" not in ds.report
 
 
 @pytest.mark.parametrize("unit", ["g", "m/s^2"])
