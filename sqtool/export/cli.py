@@ -181,6 +181,21 @@ def device_ppg(cfg: ExportConfig, model_cfg: dict) -> int:
     return n or len(ppg_sensors(model_cfg))
 
 
+def ppg_sensors_note(sensors: list[str], recorded: int | None, held_ds: list[str]) -> str:
+    """The note of a default C export whose kit reads every one of the model's PPG `sensors` (over one): '' when
+    the source run's own recordings (quantize's recorded_rates "ppg_sensors": the device that made them) have as
+    many; --ppg-sensors N when they have fewer (the model read more beside another dataset); where the run did not
+    record one count (an older run, recordings that differ), said as a condition on the device."""
+    if recorded is not None and recorded >= len(sensors):
+        return ""
+    head = (f"the C kit reads {len(sensors)} PPG sensors per sample ({', '.join(sensors)}: the most a training "
+            "recording had)")
+    if recorded is not None:
+        return (f"{head}; the source run's own recordings{' (' + ', '.join(held_ds) + ')' if held_ds else ''} have "
+                f"{recorded}: a device like theirs needs --ppg-sensors {recorded}")
+    return f"{head}: if your device has one PPG sensor, export with --ppg-sensors 1"
+
+
 SHIPPED_PATHS_NOTE = ("paths are relative to this export folder; one outside it is given by its file or folder name "
                       "only (the export folder is what ships: no home folder, user name or run layout in it)")
 
@@ -450,11 +465,9 @@ def _load_inputs(cfg: ExportConfig):
     from sqtool.data.hr_spectra import ppg_sensors
     sensors = ppg_sensors(mcfg) if spectral else []
     if "c" in targets and int(cfg.ppg_sensors) == 0 and len(sensors) > 1:   # the default: the model's count
-        held_ds = datasets_of(ckpt.get("heldout_subjects"))
-        notes.append(f"the C kit reads {len(sensors)} PPG sensors per sample ({', '.join(sensors)}: "
-                     "the most a training recording had); a device with one PPG sensor"
-                     + (f" (as {', '.join(held_ds)}'s recordings may be)" if held_ds else "")
-                     + " needs --ppg-sensors 1")
+        if note := ppg_sensors_note(sensors, (source_metrics(path).get("recorded_rates") or {}).get("ppg_sensors"),
+                                    datasets_of(ckpt.get("heldout_subjects"))):
+            notes.append(note)
     if spectral:
         notes += device_rate_notes(cfg, mcfg, targets, device_rate_args(source_metrics(path)))
     if cfg.device_acc_fs:                   # refused before any folder: the kit could not honour it
