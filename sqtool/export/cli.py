@@ -133,7 +133,7 @@ def next_step(res: dict) -> str:
             lines.append(f"next: {shell_command('bench', '--model', out, '--data', 'synthetic')}   (or --data: "
                          "recordings with HR truth)")
         else:                                                  # a real model: score it on recordings it did not see
-            held = seen.get("heldout_subjects") or []
+            held = in_house(seen.get("heldout_subjects") or [], res.get("names") or {})
             lines.append(f"next: {shell_command('bench', '--model', out, '--data', 'RECORDINGS')}   (recordings with HR truth"
                          + (f"; held out from its training: {', '.join(held)})" if held else ")"))
     elif (out / "c" / "sq_window.c").is_file():        # a time-domain model with its front end in C
@@ -150,6 +150,17 @@ def next_step(res: dict) -> str:
         lines.append(f"next: run it as {out / 'INTEGRATION.md'} says, and check your implementation against "
                      f"{shell_command('predict', '--model', out, '--data', 'RECORDINGS')}")
     return "\n".join(lines)
+
+
+def in_house(keys: list[str], names: dict[str, str]) -> list[str]:
+    """Subject `keys` as the export's files write them, each pseudonym with the id it stands for (`names`: {id:
+    pseudonym}), for the user's own terminal only: 'my_watch:s6 (my_watch:subject-05 in the export)'. The
+    folder keeps the pseudonyms; the terminal that ran the export is in-house, where the ids are (its source run)."""
+    ids: dict[str, str] = {}
+    for k, v in names.items():                       # "dataset:id" over a bare "id" of the same pseudonym
+        if ":" in k or v not in ids:
+            ids[v] = k
+    return [f"{ids[k]} ({k} in the export)" if k in ids else k for k in keys]
 
 
 def artifact_line(out: Path, f: str, rows: list[dict]) -> str:
@@ -865,4 +876,4 @@ def _export(cfg: ExportConfig) -> dict:
         lines.append(f"PARITY FAILED: {', '.join(failed)} (report kept in {out / 'export_report.md'})"
                      + double_rounding_note(rows, failed, cfg.tol_mae_bpm))
     return {"out": out, "rows": rows, "failed": failed, "artifacts": artifacts, "metadata": md, "manifest": manifest,
-            "summary": "\n".join(lines), "explain": ex, "explain_text": ex_text}
+            "summary": "\n".join(lines), "explain": ex, "explain_text": ex_text, "names": inp["names"]}
