@@ -970,11 +970,11 @@ def axis_unit_note(ds: DatasetFile, channels: dict, win: np.ndarray, where: str)
     if not seen:
         from sqtool.data.dataset_tasks import warn
         said = channels[axes[i]].unit
-        fits = next((u for u, c in ACC_UNITS.items() if abs(np.log(c / (ACC_UNITS[said] * k))) < 0.01), None)
+        unit = next((u for u, c in ACC_UNITS.items() if abs(np.log(c / (ACC_UNITS[said] * k))) < 0.01), None)
         rest = [a for a in axes if a != axes[i]]
-        fix = (f"set unit: {fits} on {axes[i]}" if fits else f"give {axes[i]} gain: {k:.6g}") + f" in {ds.path.name}"
+        fix = (f"set unit: {unit} on {axes[i]}" if unit else f"give {axes[i]} gain: {k:.6g}") + f" in {ds.path.name}"
         warn(f"{where}: {axes[i]} reads about {'1/' if k > 1 else ''}{STANDARD_GRAVITY:.2f} the scale of {rest[0]} "
-             f"and {rest[1]} (its motion {before:.2g}x theirs; read as {fits or f'x{k:.4g}'} instead of {said}: "
+             f"and {rest[1]} (its motion {before:.2g}x theirs; read as {unit or f'x{k:.4g}'} instead of {said}: "
              f"{after:.2g}x, and gravity a steady {med:.2f} g): {fix} if so (said for its first such recording; all: "
              "ds.report['acc_axis_unit_suspect'])")
     seen.append(str(where))
@@ -1315,10 +1315,10 @@ NOTE_EXAMPLES = 2       # files a summary line names
 
 def record_note(rec: Record, cause: str, name: str | None, f, windows: int, line: str, short: str) -> None:
     """Keep what file `f` of `rec` (a label file of label `name`; None: the recording's own) showed, cause `cause`
-    (a NOTES key), in rec.meta["notes"]: its full warning `line`, `short` (the same in a few words, for a summary's
-    example) and the `windows` it concerns. Said once over the dataset file (`notes_lines`), not a line per file:
+    (a NOTES key), in rec.meta["reader_notes"]: its full warning `line`, `short` (the same in a few words, for a
+    summary's example) and the `windows` it concerns. Said once over the dataset file (`notes_lines`), not a line per file:
     13 recordings of a watch's export made 18 lines before every command's own."""
-    rec.meta.setdefault("notes", []).append(
+    rec.meta.setdefault("reader_notes", []).append(
         {"cause": cause, "label": name, "file": str(f), "windows": windows, "line": line, "short": short})
 
 
@@ -1326,7 +1326,7 @@ def notes_lines(ds: DatasetFile, recs: list[Record], full: bool = False) -> list
     """The warning lines of `recs`' notes (`record_note`): per label (then for the recordings' own files) and cause
     one line, how many of the files read, the windows concerned and the first NOTE_EXAMPLES files, and where each is
     listed (`data inspect`); a cause of one file: that file's own line. `full`: every file's own line (inspect)."""
-    notes = [n for r in recs for n in r.meta.get("notes", ())]
+    notes = [n for r in recs for n in r.meta.get("reader_notes", ())]
     if full:
         return [n["line"] for n in notes]
     out = []
@@ -1379,8 +1379,8 @@ def windows_without_rows(t: np.ndarray, ds: DatasetFile, name: str, rec: Record,
         runs = int(np.sum(np.diff(holes) > ds.windows.hop_s * 1.5)) + 1
         record_note(rec, "holes", name, f, int(holes.size),
                    f"{f}: {holes.size} of its windows lie in {runs} stretch(es) without rows longer than a "
-                   f"{float(ds.windows.window_s):g} s window (the first at {holes[0]:g} s): no {name} value there, left "
-                   "out and counted (not interpolated across the stretch)",
+                   f"{float(ds.windows.window_s):g} s window (the first at {holes[0]:g} s): no {name} value there, "
+                   "left out and counted (not interpolated across the stretch)",
                    f"{holes.size} windows in {runs} stretch(es) from {holes[0]:g} s")
     if not out.any() and not holes.size:
         return np.zeros(0)
