@@ -1316,8 +1316,8 @@ NOTE_EXAMPLES = 2       # files a summary line names
 def record_note(rec: Record, cause: str, name: str | None, f, windows: int, line: str, short: str) -> None:
     """Keep what file `f` of `rec` (a label file of label `name`; None: the recording's own) showed, cause `cause`
     (a NOTES key), in rec.meta["reader_notes"]: its full warning `line`, `short` (the same in a few words, for a
-    summary's example) and the `windows` it concerns. Said once over the dataset file (`notes_lines`), not a line per file:
-    13 recordings of a watch's export made 18 lines before every command's own."""
+    summary's example) and the `windows` it concerns. Said once over the dataset file (`notes_lines`), not a line
+    per file: 13 recordings of a watch's export made 18 lines before every command's own."""
     rec.meta.setdefault("reader_notes", []).append(
         {"cause": cause, "label": name, "file": str(f), "windows": windows, "line": line, "short": short})
 
