@@ -306,6 +306,12 @@ def test_export_and_bench_end_with_the_next_command(tmp_path):
     e = export_next({"out": str(tmp_path), "failed": [], "metadata": own}).splitlines()
     assert e[1].startswith(f"next: sqtool bench --model {tmp_path} --data RECORDINGS ")  # not synthetic: its own kind
     assert e[1].endswith("held out from its training: my_watch:s04)")
+    # pseudonyms in the export's files: the terminal of the in-house user who ran it names the id too (it named
+    # my_watch:subject-05 only, and a team could not tell which of its subjects that was)
+    own["training_data"]["heldout_subjects"] = ["my_watch:subject-05"]
+    names = {"my_watch:s2": "my_watch:subject-01", "s6": "my_watch:subject-05", "my_watch:s6": "my_watch:subject-05"}
+    e = export_next({"out": str(tmp_path), "failed": [], "metadata": own, "names": names}).splitlines()
+    assert e[1].endswith("held out from its training: my_watch:s6 (my_watch:subject-05 in the export))")
     assert "--explain" in export_next({"out": str(tmp_path), "failed": ["x"], "metadata": {}})
     b = bench_next({"run_dir": str(tmp_path / "b"), "kind": "spectral", "provenance": {"model_dir": "exp"}})
     assert b.splitlines() == [f"report: {tmp_path / 'b' / 'bench.md'}",

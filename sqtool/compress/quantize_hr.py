@@ -569,13 +569,15 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
 
 
 def recorded_rates(corpus: list, dataset: str | None, reads_acc: bool = True) -> dict:
-    """{"ppg": Hz, "acc": Hz} of the recordings of `dataset` (a user's dataset file; None: all of the corpus) where
-    they share one rate each as recorded (before the front end resamples them): the device that made them runs at
-    those rates, and the run's `next:` export line builds for them (--device-fs / --device-acc-fs); a rate that
+    """{"ppg": Hz, "acc": Hz, "ppg_sensors": n} of the recordings of `dataset` (a user's dataset file; None: all of
+    the corpus) where they share one rate each as recorded (before the front end resamples them), and one count of
+    the PPG sensors the model reads (meta["ppg_sensors_recorded"]): the device that made them runs at those rates
+    with that many sensors; the run's `next:` export line builds for the rates (--device-fs / --device-acc-fs) and
+    export says --ppg-sensors only to a device with fewer sensors than the model reads. A rate or count that
     varies, or a synthetic recording without one, leaves its key out, and so does the accelerometer's for a
     student that does not read it (`reads_acc`: export refuses --device-acc-fs for such a model)."""
     from sqtool.core.model_cfg import ACC_AXES
-    seen: dict[str, set] = {"ppg": set(), "acc": set()}
+    seen: dict[str, set] = {"ppg": set(), "acc": set(), "ppg_sensors": set()}
     for r in corpus:
         rec = r.source
         if rec is None or (dataset is not None and r.dataset != dataset):
@@ -583,6 +585,8 @@ def recorded_rates(corpus: list, dataset: str | None, reads_acc: bool = True) ->
         ppg = [c for c in rec.fs if c.startswith("ppg")]
         seen["ppg"].update(float(rec.fs[c]) for c in ppg[:1])
         seen["acc"].update(float(rec.fs[a]) for a in ACC_AXES[:1] if a in rec.fs and reads_acc)
+        seen["ppg_sensors"].add((getattr(r, "meta", None) or {}).get("ppg_sensors_recorded"))
+    seen["ppg_sensors"] = {int(n) for n in seen["ppg_sensors"] if n} if None not in seen["ppg_sensors"] else set()
     return {k: v.pop() for k, v in seen.items() if len(v) == 1}
 
 

@@ -205,7 +205,7 @@ def _summary(ds, path: Path | None, args, opts: dict, refused: list[str]) -> dic
         row_units: dict[str, set] = {}                     # acc channel -> the units its files' units rows gave
 
         def each():                                        # one recording in memory at a time, not the dataset
-            for r in ds.iter_records(on_error=opts.get("on_error", "raise")):
+            for r in ds.iter_records(on_error=opts.get("on_error", "raise"), notes="full"):     # each file's
                 recs.append(SimpleNamespace(record_id=r.record_id, subject=r.subject))
                 for ch, written in (r.meta.get("units") or {}).items():
                     if ch.startswith("acc") and (unit := acc_unit_of(written)):

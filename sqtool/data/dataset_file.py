@@ -101,7 +101,8 @@ that is ambiguous (the table has both `AF` and `af`).
 Accelerometer units: a recording whose acc measures gravity (the median norm of its 2 s mean vectors) at a value
 implausible for the declared unit (about 9.8 while it says g, about 1 while it says m/s^2) but plausible for
 another (0.5-2 g) gets one `sqtool: warning:` line naming the file and the likely unit; a sensor without gravity
-(linear acceleration, about 0) is no warning.
+(linear acceleration, about 0) is no warning. One axis about 9.81x off the other two after conversion (an axis in g
+beside two in m/s^2) gets one line naming the axis and the unit that fits it instead (`check_acc_unit`).
 
 Bad input is one `SqtoolError` line naming the file: unknown key, a value of the wrong kind (naming its key, when the
 file is parsed: text or a list where a number belongs, one name where a list belongs), missing channel, a rate that
@@ -302,11 +303,12 @@ class DatasetFile:
         from sqtool.data.dataset_reader import read_records
         return read_records(self, log=log, max_records=max_records, on_error=on_error)
 
-    def iter_records(self, log=None, on_error: str = "raise"):
+    def iter_records(self, log=None, on_error: str = "raise", notes: str = "summary"):
         """records(), one recording at a time (memory: one recording, not the dataset); the checks over all of
-        them, and report, come after the last one (dataset_reader.iter_read_records)."""
+        them, and report, come after the last one (dataset_reader.iter_read_records; `notes` "full": the label
+        files' warnings a line per file, as data inspect lists them, not a summary line per cause)."""
         from sqtool.data.dataset_reader import iter_read_records
-        return iter_read_records(self, log=log, on_error=on_error)
+        return iter_read_records(self, log=log, on_error=on_error, notes=notes)
 
     def split_subjects(self, records) -> tuple[set[str], set[str]]:
         """(train subjects, test subjects): the declared split (subjects or record ids), else computed from

@@ -66,7 +66,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sqtool.core import SqtoolError, check_fs
-from sqtool.data.dataset_file import ACC_UNITS, STAMPS, Channel, DatasetFile, acc_unit
+from sqtool.data.dataset_file import ACC_UNITS, STAMPS, STANDARD_GRAVITY, Channel, DatasetFile, acc_unit
 from sqtool.data.readers._common import (RATE_TOL, TIME_UNITS, check_bp, check_plausible, check_plausible_labels,
                                          every_kth_row, rows_per_sample)
 from sqtool.data.record import Label, Record
@@ -118,12 +118,13 @@ def _read_files(ds: DatasetFile, files: list[Path], tables: dict, on_error: str,
         yield rec
 
 
-def iter_read_records(ds: DatasetFile, log=None, on_error: str = "raise"):
+def iter_read_records(ds: DatasetFile, log=None, on_error: str = "raise", notes: str = "summary"):
     """`read_records` one recording at a time, for a command that looks at each once (`data inspect`, `data
     quality`): yields the records read_records returns, in its order, and keeps of each only what the checks over
     the whole file read (ids, labels, meta; not its signals), so memory holds one recording, not the dataset (2.0
     GB for 134 h of 125 Hz NPZ, read whole). Those checks, and ds.report, come once the last record is yielded.
-    A built-in layout is read whole, as read_records reads it."""
+    A built-in layout is read whole, as read_records reads it. `notes` "full": the label files' notes a line per
+    file (data inspect), not a summary line per cause."""
     if ds.builtin:
         yield from read_records(ds, log, on_error=on_error)
         return
@@ -142,7 +143,7 @@ def iter_read_records(ds: DatasetFile, log=None, on_error: str = "raise"):
         yield rec
         seen.append(dataclasses.replace(rec, signals={}))
         del rec
-    _whole_file_checks(ds, seen, tables, bad, gone, unread, on_error, say)
+    _whole_file_checks(ds, seen, tables, bad, gone, unread, on_error, say, notes)
 
 
 def _picked(ds: DatasetFile, ids: list[str], gone: set[str]) -> list[bool]:
@@ -162,10 +163,11 @@ def _picked(ds: DatasetFile, ids: list[str], gone: set[str]) -> list[bool]:
 
 
 def _whole_file_checks(ds: DatasetFile, recs: list[Record], tables: dict, bad: list[str], gone: set[str],
-                       unread: set[str], on_error: str, say) -> list[Record]:
+                       unread: set[str], on_error: str, say, notes: str = "summary") -> list[Record]:
     """What read_records checks and reports over all the records read (`recs`, in file order): skipped and
-    excluded files, unknown exclude names, duplicate default subjects, unlabelled recordings, label stamps and
-    rates, doubtful ECG windows. Returns the records kept, in read_records' order."""
+    excluded files, unknown exclude names, duplicate default subjects, unlabelled recordings, the files' notes
+    (`notes_lines`: a summary line per cause, or `notes` "full": a line per file), label stamps and rates,
+    doubtful ECG windows. Returns the records kept, in read_records' order."""
     if on_error == "skip":
         ds.report["skipped"] = bad
         for e in bad:                       # a built-in layout's too (its reader skipped them)
@@ -191,9 +193,11 @@ def _whole_file_checks(ds: DatasetFile, recs: list[Record], tables: dict, bad: l
             ds.report[key] = int(rows)
     if lack := sum(sum(r.meta.get("label_windows_without_row", {}).values()) for r in recs):
         ds.report["label_windows_without_row"] = int(lack)   # windows outside their label file's rows (NaN)
+    from sqtool.data.dataset_tasks import warn
+    for line in notes_lines(ds, recs, full=notes == "full"):
+        warn(line)
     for name in ds.labels:
         if line := stamp_hint(ds, name, recs) or rate_note(ds, name, recs):
-            from sqtool.data.dataset_tasks import warn
             warn(line)
     if ds.conditions.pattern is not None and recs and not any(map(has_condition, recs)):
         raise SqtoolError(f"{ds.path}: conditions.pattern '{ds.conditions.pattern}' matches none of the {len(recs)} "
@@ -246,7 +250,11 @@ def read_unit(ds: DatasetFile, unit, ctx: dict) -> tuple[list[Record], list[str]
     if not ds.builtin:
         if "tables" not in ctx:
             ctx["tables"] = _tables(ds)
-        return [_read_one(ds, Path(unit), ctx["tables"])], []
+        rec = _read_one(ds, Path(unit), ctx["tables"])
+        from sqtool.data.dataset_tasks import warn
+        for line in notes_lines(ds, [rec], full=True):      # no whole-file checks here: said as read
+            warn(line)
+        return [rec], []
     from sqtool.data.readers import read_item
     recs = read_item(ds.format, unit, ds.root, ctx)
     keep = [r for r in recs if str(r.record_id) not in ds.exclude]
@@ -550,7 +558,7 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
     channels = dict(ds.channels or npz_channels(ds, cols, names, where))   # each its units row's unit, below
     streams: dict[str, Stream] = {}                  # channel -> the stream file it is read from (CSV)
     if any(spec.file is not None for spec in channels.values()):
-        own, streams = read_streams(ds, p, channels, own)
+        own, streams, starts = read_streams(ds, p, channels, own)
         cols, names, grid, n, start = own.cols, own.names, own.grid, own.n, own.start
     units: dict[str, str] = {}                       # channel -> its units-row cell, as written
     for ch, spec in channels.items():
@@ -568,6 +576,7 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
     if streams:                                      # stream files cut to their overlap: within a sample of it
         rec.check_spans(slack=1)
         rec.meta["stream_files"] = sorted({os.path.relpath(s.path, p.parent) for s in streams.values()})
+        stream_start_note(ds, rec, starts)
     if ds.format == "npz":                           # arrays of their own lengths: a shorter one is refused, as
         rec.check_spans(slack=1)                     # read_npz does, never cut to by the stream
         used = {_pick(cols, names, ch.column, where, "")[0] for ch in channels.values()} | \
@@ -664,9 +673,10 @@ class Stream:
         return self.grid.n if self.grid is not None else self.n
 
 
-def read_streams(ds: DatasetFile, p: Path, channels: dict[str, Channel], own: Stream) -> tuple[Stream, dict]:
-    """(the recording's own file `own`, {channel: its Stream}) for the channels read from stream files, each file
-    read once, all of them cut to the time they share (`align_streams`)."""
+def read_streams(ds: DatasetFile, p: Path, channels: dict[str, Channel], own: Stream) -> tuple[Stream, dict, dict]:
+    """(the recording's own file `own`, {channel: its Stream}, {file: its first row, s after the earliest file's})
+    for the channels read from stream files, each file read once, all of them cut to the time they share
+    (`align_streams`)."""
     if own.origin is None:                          # an E4 file's header gave both
         own.origin = _clock_origin(own)
     own.fs = own.fs or (own.grid.fs if own.grid else None) or ds.fs or \
@@ -688,8 +698,8 @@ def read_streams(ds: DatasetFile, p: Path, channels: dict[str, Channel], own: St
             readers = [c for c, o in channels.items() if (o.file, o.time_column, o.time_unit) == (spec.file,) + key[1:]]
             files[key] = _read_stream(ds, q, ch, spec, readers)
         out[ch] = files[key]
-    align_streams(own, list(files.values()))
-    return own, out
+    starts = align_streams(own, list(files.values()))
+    return own, out, starts
 
 
 def stream_path(ds: DatasetFile, p: Path, file: str) -> Path:
@@ -799,11 +809,12 @@ def check_same_clock(own: Stream, s: Stream) -> None:
                           "of time column, or the date-times their UTC offset (e.g. 2024-03-01T10:00:00+01:00)")
 
 
-def align_streams(own: Stream, streams: list[Stream]) -> None:
+def align_streams(own: Stream, streams: list[Stream]) -> dict[Path, float]:
     """Cut the recording's own file and its stream files, in place, to the time they all cover: the recording starts
     where every stream has begun and ends where the first ends. Times on one clock when both have a time column
     (`check_same_clock`: local date-times beside instants are one line); a stream (or a recording) without one
-    starts with the recording. No overlap is one line naming the file."""
+    starts with the recording. No overlap is one line naming the file. Returns each file's first row, s after the
+    earliest's (`stream_start_note`)."""
     for s in streams:
         if s.origin is not None and own.origin is not None:
             check_same_clock(own, s)
@@ -820,6 +831,8 @@ def align_streams(own: Stream, streams: list[Stream]) -> None:
     for s in (own, *streams):
         a = int(round((begin - at[id(s)]) * s.fs))
         _cut(s, a, min(s.samples - a, int(round((end - begin) * s.fs))))
+    first = min(at.values())
+    return {s.path: at[id(s)] - first for s in (own, *streams)}
 
 
 def _cut(s: Stream, a: int, m: int) -> None:
@@ -838,6 +851,29 @@ def _cut(s: Stream, a: int, m: int) -> None:
         import pandas as pd
         from sqtool.data.readers.generic import iso_time
         s.start = iso_time(pd.Timestamp(s.start) + pd.Timedelta(seconds=a / s.fs))
+
+
+STREAM_START_TOL = 0.25    # of windows.hop_s: a recording's files whose first rows are further apart (0.5 s at hop_s 2)
+#   are said: the recording starts at the last one's first row, and label-file times (predict's t, start_time) count
+#   from there, a shift of the truth against a file counted from the recording file's own first row. Two files of one
+#   device start within a sample or two of each other (20 ms at 50 Hz); a quarter hop is 25 such samples.
+
+
+def stream_start_note(ds: DatasetFile, rec: Record, starts: dict[Path, float]) -> None:
+    """A note (`record_note`) when the files of `rec` (`starts`: each one's first row, s after the earliest's,
+    `align_streams`) begin more than STREAM_START_TOL * windows.hop_s apart: naming the recording, the files and
+    their offsets, and the row every time of the recording counts from (the last file to begin)."""
+    if len(starts) < 2 or (spread := max(starts.values())) <= STREAM_START_TOL * float(ds.windows.hop_s):
+        return
+    last = max(starts, key=starts.get)
+    first = min(starts, key=starts.get)
+    late = ", ".join(f"{q.name} {t:.2f} s" for q, t in sorted(starts.items(), key=lambda kv: kv[1]) if t > 0)
+    record_note(rec, "stream_start", None, rec.source, 1,
+                f"{rec.source}: recording {rec.record_id}: its files begin {spread:.2f} s apart ({late} after "
+                f"{first.name}'s first row): it starts at {last.name}'s first row, and its label files' times (and "
+                f"predict's) count from there, not from {first.name}'s; shift the label times by -{spread:.2f} s if "
+                f"they count from {first.name}'s first row, or cut the files to one start",
+                f"{rec.record_id}: {late} after {first.name}")
 
 
 def not_channels(ds: DatasetFile, cols, names, where: str) -> set[str]:
@@ -874,26 +910,28 @@ def check_acc_unit(ds: DatasetFile, channels: dict, signals: dict, fs: dict, whe
     is m/s^2, about 1 said m/s^2 is g, about 1000 said g is mg. Gravity: the median over 2 s windows of the
     norm of the window's mean acc vector (1.0 +- 0.15 g on every TROIKA and wrist_exercise recording, running
     included). Never refused: a sensor without gravity (linear acceleration) measures about 0 however much it
-    moves, fits no unit and is no warning."""
+    moves, fits no unit and is no warning. One axis in another unit than the other two (`axis_unit_note`) is said
+    first, and then alone."""
     axes = ("acc_x", "acc_y", "acc_z")
     if not all(a in signals for a in axes) or len({len(signals[a]) for a in axes}) != 1 \
             or len({fs[a] for a in axes}) != 1:
         return None
-    units = {channels[a].unit for a in axes}
-    if len(units) != 1:
-        return None
-    said = units.pop()
     n = max(1, int(round(GRAVITY_WINDOW_S * fs["acc_x"])))
     w = len(signals["acc_x"]) // n
     if w == 0:
         return None
     acc = np.stack([np.asarray(signals[a][:w * n], np.float64) for a in axes], axis=1)     # (N, 3) in g
-    mean = acc.reshape(w, n, 3).mean(axis=1)                                              # (W, 3)
-    norm = np.linalg.norm(mean, axis=1)
-    norm = norm[np.isfinite(norm)]                    # windows holding a NaN sample say nothing
-    if not norm.size:
+    win = acc.reshape(w, n, 3)                                                            # (W, n, 3)
+    win = win[np.isfinite(win).all(axis=(1, 2))]      # windows holding a NaN sample say nothing
+    if not len(win):
         return None
-    med = float(np.median(norm))
+    if axis_unit_note(ds, channels, win, where):      # one axis in another unit: said, not the three's unit
+        return None
+    units = {channels[a].unit for a in axes}
+    if len(units) != 1:
+        return None
+    said = units.pop()
+    med = float(np.median(np.linalg.norm(win.mean(axis=1), axis=1)))
     lo, hi = GRAVITY_BAND
     if lo <= med <= hi:
         return None
@@ -914,6 +952,64 @@ def check_acc_unit(ds: DatasetFile, channels: dict, signals: dict, fs: dict, whe
                  f"{ds.path.name} if so (said for its first such recording; all: ds.report['acc_unit_suspect'])")
     seen.append(str(where))
     return likely
+
+
+AXIS_SCALES = (STANDARD_GRAVITY, 1 / STANDARD_GRAVITY)   # one axis in g read as m/s^2 (x 9.81 fits), or the reverse
+AXIS_MOTION_BAND = (0.3, 3.3)   # an axis's motion (its RMS about each 2 s window's mean) over the geometric mean of
+#   the other two: 0.37-2.65 on every TROIKA, wrist_exercise and E2E-PPG watch recording; one axis 9.81x off puts it
+#   outside (0.37 x 9.81 = 3.6, 2.65 / 9.81 = 0.27)
+AXIS_GRAVITY_GAIN = 4.0         # the spread of gravity's norm over 2 s windows (its median absolute deviation, of its
+#   median) at least this many times smaller with one axis rescaled: a wrist turning moves gravity between axes of
+#   one unit without changing its norm (best other rescaling on those recordings: 2.4x, at a spread of 0.2 %)
+AXIS_SPREAD_FLOOR = 0.02        # a spread below 2 % is already steady: no evidence to gain
+
+
+def axis_unit_note(ds: DatasetFile, channels: dict, win: np.ndarray, where: str) -> bool:
+    """One 'sqtool: warning:' line (True) when one accelerometer axis of `win` ((W, n, 3) samples of 2 s windows, in
+    g after conversion) reads about 9.81x off the other two: rescaled by 9.81 or 1/9.81 (AXIS_SCALES), gravity's norm
+    lies in GRAVITY_BAND and that axis's motion matches the others' (AXIS_MOTION_BAND), and either its motion did not
+    before or gravity's norm is AXIS_GRAVITY_GAIN times steadier. An axis in g among two in m/s^2 (a dataset.yaml
+    mistake, or a device that writes them so) read with no word: the whole-vector check saw gravity at 1 g when
+    another axis carried it, or named all three. Once per dataset file, as that check: the rest counted in
+    ds.report["acc_axis_unit_suspect"]."""
+    axes = ("acc_x", "acc_y", "acc_z")
+    lo, hi = GRAVITY_BAND
+
+    def spread(m):                                                   # (W, 3) window means -> (median, spread)
+        norm = np.linalg.norm(m, axis=1)
+        med = float(np.median(norm))
+        return med, float(np.median(np.abs(norm - med)) / med) if med > 0 else np.inf
+
+    mean = win.mean(axis=1)                                          # (W, 3)
+    motion = np.median(np.sqrt(((win - mean[:, None, :]) ** 2).mean(axis=1)), axis=0)          # (3,)
+    if not np.all(motion > 0):
+        return False
+    _, now = spread(mean)
+    fits = []                                    # (-|log motion ratio|, axis, scale, motion before, after, g)
+    for i, k in ((i, k) for i in range(3) for k in AXIS_SCALES):
+        others = float(np.sqrt(np.prod(np.delete(motion, i))))
+        before, after = motion[i] / others, motion[i] * k / others
+        med, new = spread(mean * np.where(np.arange(3) == i, k, 1.0))
+        evidence = not AXIS_MOTION_BAND[0] <= before <= AXIS_MOTION_BAND[1] or \
+            (now >= AXIS_SPREAD_FLOOR and now >= AXIS_GRAVITY_GAIN * new)
+        if lo <= med <= hi and AXIS_MOTION_BAND[0] <= after <= AXIS_MOTION_BAND[1] and evidence:
+            fits.append((-abs(np.log(before)), i, k, before, after, med))
+    if not fits:                                 # the axis furthest from the others' motion: one axis shrunk makes
+        return False                             # another look large beside it, but by half as much (a geometric
+    _, i, k, before, after, med = min(fits)      # mean of two holds the shrunk one)
+    seen = ds.report.setdefault("acc_axis_unit_suspect", [])
+    if not seen:
+        from sqtool.data.dataset_tasks import warn
+        said = channels[axes[i]].unit
+        unit = next((u for u, c in ACC_UNITS.items() if abs(np.log(c / (ACC_UNITS[said] * k))) < 0.01), None)
+        rest = [a for a in axes if a != axes[i]]
+        fix = (f"set unit: {unit} on {axes[i]}" if unit else f"give {axes[i]} gain: {k:.6g}") + f" in {ds.path.name}"
+        warn(f"{where}: {axes[i]} reads about {'1/' if k > 1 else ''}{STANDARD_GRAVITY:.2f} the scale of {rest[0]} "
+             f"and {rest[1]} (its motion {before:.2g}x theirs; read as {unit or f'x{k:.4g}'} instead of {said}: "
+             f"{after:.2g}x, and gravity a steady {med:.2f} g): {fix} if so (said for its first such recording; all: "
+             "ds.report['acc_axis_unit_suspect'])")
+    seen.append(str(where))
+    return True
 
 
 def _subject(ds: DatasetFile, cols, names, rel: str, default: str, where: str) -> str:
@@ -1000,13 +1096,13 @@ def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: 
         _plausible(ds, name, v, f"{f}: column '{vcol}'")
         t = label_times(df[tcol], tcol, src, rec, f, name) - STAMPS[src.stamp] * w     # (rows,) starts, s
         if src.offset_s:                                           # the reference's clock onto the recording's
-            t, v = shifted_rows(on_window_grid(t, ds, f, name), v, ds, name, rec, f)
+            t, v = shifted_rows(on_window_grid(t, ds, f, name, rec), v, ds, name, rec, f)
         not_before_start(t, ds, name, rec, f, tcol)
         t, v = rows_inside(t, v, ds, name, rec, f)
         if src.stamp == "start" and not src.offset_s and np.isfinite(t).any():     # what stamp_hint reads
             rec.meta.setdefault("label_first_row", {})[name] = float(np.nanmin(t))
         if not src.offset_s:                                       # shifted: on_window_grid read the file's own
-            t = on_window_grid(t, ds, f, name)
+            t = on_window_grid(t, ds, f, name, rec)
         t, v = one_row_per_start(t, v, f, name)
         lack = windows_without_rows(t, ds, name, rec, f)           # no value: NaN, left out and counted
         t, v = np.concatenate([t, lack]), np.concatenate([np.asarray(v, np.float64), np.full(len(lack), np.nan)])
@@ -1235,6 +1331,62 @@ def on_clock(t: np.ndarray, rec: Record, span: float) -> str:
             f"{start}")
 
 
+NOTES = {        # cause -> what every file of a summary line shares (`notes_lines`)
+    "interpolated": "have window starts without a row of their own (their truth interpolated between the rows around "
+                    "them)",
+    "holes": "have stretches without rows longer than a {window_s:g} s window (no value there: those windows left out "
+             "and counted, not interpolated)",
+    "uncovered": "leave over half their recording's windows without a row (left out and counted: is each its "
+                 "recording's label file, and all of it?)",
+    "stream_start": "have files beginning more than {tol:g} s apart: each starts at its last file's first row, and "
+                    "its label files' times (and predict's) count from there",
+}
+NOTE_EXAMPLES = 2       # files a summary line names
+
+
+def record_note(rec: Record, cause: str, name: str | None, f, windows: int, line: str, short: str) -> None:
+    """Keep what file `f` of `rec` (a label file of label `name`; None: the recording's own) showed, cause `cause`
+    (a NOTES key), in rec.meta["reader_notes"]: its full warning `line`, `short` (the same in a few words, for a
+    summary's example) and the `windows` it concerns. Said once over the dataset file (`notes_lines`), not a line
+    per file: 13 recordings of a watch's export made 18 lines before every command's own."""
+    rec.meta.setdefault("reader_notes", []).append(
+        {"cause": cause, "label": name, "file": str(f), "windows": windows, "line": line, "short": short})
+
+
+def notes_lines(ds: DatasetFile, recs: list[Record], full: bool = False) -> list[str]:
+    """The warning lines of `recs`' notes (`record_note`): per label (then for the recordings' own files) and cause
+    one line, how many of the files read, the windows concerned and the first NOTE_EXAMPLES files, and where each is
+    listed (`data inspect`); a cause of one file: that file's own line. `full`: every file's own line (inspect)."""
+    notes = [n for r in recs for n in r.meta.get("reader_notes", ())]
+    if full:
+        return [n["line"] for n in notes]
+    out = []
+    for name in (*ds.labels, None):
+        for cause, what in NOTES.items():
+            mine = [n for n in notes if n["label"] == name and n["cause"] == cause]
+            if len(mine) == 1:
+                out.append(mine[0]["line"])
+            elif mine:
+                eg = ", ".join(f"{_shown_path(ds, n['file'])} ({n['short']})" if name else n["short"]
+                               for n in mine[:NOTE_EXAMPLES])
+                what = what.format(window_s=float(ds.windows.window_s),
+                                   tol=STREAM_START_TOL * float(ds.windows.hop_s))
+                head = (f"label '{name}': {len(mine)} of {sum(1 for r in recs if name in r.labels)} label files "
+                        f"{what}, {sum(n['windows'] for n in mine)} windows in all" if name
+                        else f"{len(mine)} of {len(recs)} recordings {what}")
+                out.append(f"{ds.path}: {head}, e.g. {eg}{', ...' if len(mine) > NOTE_EXAMPLES else ''} (each: "
+                           f"sqtool data inspect --data {ds.path})")
+    return out
+
+
+def _shown_path(ds: DatasetFile, f: str) -> str:
+    """Label file `f` as a summary names it: from the dataset file's folder when under it (hr/s2_walk.csv)."""
+    try:
+        return str(Path(f).relative_to(ds.path.parent))
+    except ValueError:
+        return f
+
+
 def label_starts(ds: DatasetFile, rec: Record) -> np.ndarray:
     """(W,) s: the starts of `rec`'s label windows (window_s every hop_s, fully inside its longest channel)."""
     from sqtool.data.ecg import window_starts
@@ -1255,10 +1407,12 @@ def windows_without_rows(t: np.ndarray, ds: DatasetFile, name: str, rec: Record,
         (starts < fin.min() - tol) | (starts > fin.max() + tol)
     holes = label_holes(t, float(ds.windows.window_s), float(ds.windows.hop_s))
     if holes.size:
-        from sqtool.data.dataset_tasks import warn
-        warn(f"{f}: {holes.size} of its windows lie in {int(np.sum(np.diff(holes) > ds.windows.hop_s * 1.5)) + 1} "
-             f"stretch(es) without rows longer than a {float(ds.windows.window_s):g} s window (the first at "
-             f"{holes[0]:g} s): no {name} value there, left out and counted (not interpolated across the stretch)")
+        runs = int(np.sum(np.diff(holes) > ds.windows.hop_s * 1.5)) + 1
+        record_note(rec, "holes", name, f, int(holes.size),
+                   f"{f}: {holes.size} of its windows lie in {runs} stretch(es) without rows longer than a "
+                   f"{float(ds.windows.window_s):g} s window (the first at {holes[0]:g} s): no {name} value there, "
+                   "left out and counted (not interpolated across the stretch)",
+                   f"{holes.size} windows in {runs} stretch(es) from {holes[0]:g} s")
     if not out.any() and not holes.size:
         return np.zeros(0)
     rec.meta.setdefault("label_windows_without_row", {})[name] = int(out.sum()) + int(holes.size)
@@ -1267,13 +1421,14 @@ def windows_without_rows(t: np.ndarray, ds: DatasetFile, name: str, rec: Record,
                                  or rate_hint(rec, dur, fin.max())):                        # (a 1 Hz series)
         rec.meta.setdefault("label_rate_hint", {})[name] = hint          # rows stop early: rate_note, over the files
     if 2 * out.sum() > len(starts):
-        from sqtool.data.dataset_tasks import warn
         cover = f"cover {fin.min():g}..{fin.max():g} s" if fin.size else "cover none"
-        warn(f"{f}: its rows {cover} of the {dur:.2f} s recording {rec.record_id}: "
-             f"{int(out.sum())} of its {len(starts)} windows have no {name} value, left out and counted (is it this "
-             "recording's label file, and all of it?)"
-             + (f"; {hint}" if fin.size and (hint := rate_hint(rec, dur, fin.max() + float(ds.windows.window_s)))
-                else ""))
+        record_note(rec, "uncovered", name, f, int(out.sum()),
+                   f"{f}: its rows {cover} of the {dur:.2f} s recording {rec.record_id}: "
+                   f"{int(out.sum())} of its {len(starts)} windows have no {name} value, left out and counted (is it "
+                   "this recording's label file, and all of it?)"
+                   + (f"; {hint}" if fin.size and (hint := rate_hint(rec, dur, fin.max() + float(ds.windows.window_s)))
+                      else ""),
+                   f"rows {cover} of {dur:.0f} s")
     return np.concatenate([starts[out], holes])
 
 
@@ -1325,7 +1480,7 @@ def rate_note(ds: DatasetFile, name: str, recs: list[Record]) -> str:
 GRID_TOL = 0.02                     # of hop_s: a label row this near a window start (k * hop_s) is that window's
 
 
-def on_window_grid(t: np.ndarray, ds: DatasetFile, f: Path, name: str) -> np.ndarray:
+def on_window_grid(t: np.ndarray, ds: DatasetFile, f: Path, name: str, rec: Record) -> np.ndarray:
     """The start times `t` of label file `f`'s rows, those within GRID_TOL * hop_s of a window start (k * hop_s)
     put exactly on it, so a window's truth is its own row's value: both heart-rate paths (the time-domain tasks and
     the spectral hr_spectra.window_truth) take the label at the window's centre (tasks._label_at_centres), exact
@@ -1333,8 +1488,8 @@ def on_window_grid(t: np.ndarray, ds: DatasetFile, f: Path, name: str) -> np.nda
     is the windows: of the window starts between the file's first and last row, over a quarter without a row
     (rows every 4 s under hop_s 2, or at 1, 3, 5 s: half or all the windows' truth merely interpolated between
     rows) is one line naming the file, its spacing and hop_s (rows over a minute apart that would be 0.1-60 s apart
-    in ms: the line says so and how to give label `name`'s time_unit); a few without one are one warning line saying
-    their truth is interpolated. Rows between window starts (a per-second series) are no window's and are not
+    in ms: the line says so and how to give label `name`'s time_unit); a few without one are a note (`record_note`)
+    saying their truth is interpolated. Rows between window starts (a per-second series) are no window's and are not
     counted against the file."""
     h = float(ds.windows.hop_s)
     tol = max(GRID_TOL * h, 1e-6)
@@ -1362,10 +1517,11 @@ def on_window_grid(t: np.ndarray, ds: DatasetFile, f: Path, name: str) -> np.nda
                              f"the times by -{off:g} s" if off
                              else f"Set windows.hop_s (and window_s) to the label file's spacing ({step:g} s)"))
     if missing > 0:
-        from sqtool.data.dataset_tasks import warn
-        warn(f"{f}: {missing} of the {starts} window starts its rows span (every {h:g} s) have no row: those "
-             "windows' truth is interpolated between the rows around their centres (not read from a row of their "
-             "own)")
+        record_note(rec, "interpolated", name, f, int(missing),
+                   f"{f}: {missing} of the {starts} window starts its rows span (every {h:g} s) have no row: those "
+                   "windows' truth is interpolated between the rows around their centres (not read from a row of "
+                   "their own)",
+                   f"{missing} of {starts} starts")
     return np.where(on, k * h, t)
 
 

@@ -133,7 +133,7 @@ def next_step(res: dict) -> str:
             lines.append(f"next: {shell_command('bench', '--model', out, '--data', 'synthetic')}   (or --data: "
                          "recordings with HR truth)")
         else:                                                  # a real model: score it on recordings it did not see
-            held = seen.get("heldout_subjects") or []
+            held = in_house(seen.get("heldout_subjects") or [], res.get("names") or {})
             lines.append(f"next: {shell_command('bench', '--model', out, '--data', 'RECORDINGS')}   (recordings with HR truth"
                          + (f"; held out from its training: {', '.join(held)})" if held else ")"))
     elif (out / "c" / "sq_window.c").is_file():        # a time-domain model with its front end in C
@@ -150,6 +150,17 @@ def next_step(res: dict) -> str:
         lines.append(f"next: run it as {out / 'INTEGRATION.md'} says, and check your implementation against "
                      f"{shell_command('predict', '--model', out, '--data', 'RECORDINGS')}")
     return "\n".join(lines)
+
+
+def in_house(keys: list[str], names: dict[str, str]) -> list[str]:
+    """Subject `keys` as the export's files write them, each pseudonym with the id it stands for (`names`: {id:
+    pseudonym}), for the user's own terminal only: 'my_watch:s6 (my_watch:subject-05 in the export)'. The
+    folder keeps the pseudonyms; the terminal that ran the export is in-house, where the ids are (its source run)."""
+    ids: dict[str, str] = {}
+    for k, v in names.items():                       # "dataset:id" over a bare "id" of the same pseudonym
+        if ":" in k or v not in ids:
+            ids[v] = k
+    return [f"{ids[k]} ({k} in the export)" if k in ids else k for k in keys]
 
 
 def artifact_line(out: Path, f: str, rows: list[dict]) -> str:
@@ -179,6 +190,21 @@ def device_ppg(cfg: ExportConfig, model_cfg: dict) -> int:
     if n < 0:
         raise SqtoolError(f"--ppg-sensors {n}: must be 1 or 2 (0 = the model's ppg_sensors count)")
     return n or len(ppg_sensors(model_cfg))
+
+
+def ppg_sensors_note(sensors: list[str], recorded: int | None, held_ds: list[str]) -> str:
+    """The note of a default C export whose kit reads every one of the model's PPG `sensors` (over one): '' when
+    the source run's own recordings (quantize's recorded_rates "ppg_sensors": the device that made them) have as
+    many; --ppg-sensors N when they have fewer (the model read more beside another dataset); where the run did not
+    record one count (an older run, recordings that differ), said as a condition on the device."""
+    if recorded is not None and recorded >= len(sensors):
+        return ""
+    head = (f"the C kit reads {len(sensors)} PPG sensors per sample ({', '.join(sensors)}: the most a training "
+            "recording had)")
+    if recorded is not None:
+        return (f"{head}; the source run's own recordings{' (' + ', '.join(held_ds) + ')' if held_ds else ''} have "
+                f"{recorded}: a device like theirs needs --ppg-sensors {recorded}")
+    return f"{head}: if your device has one PPG sensor, export with --ppg-sensors 1"
 
 
 SHIPPED_PATHS_NOTE = ("paths are relative to this export folder; one outside it is given by its file or folder name "
@@ -450,11 +476,9 @@ def _load_inputs(cfg: ExportConfig):
     from sqtool.data.hr_spectra import ppg_sensors
     sensors = ppg_sensors(mcfg) if spectral else []
     if "c" in targets and int(cfg.ppg_sensors) == 0 and len(sensors) > 1:   # the default: the model's count
-        held_ds = datasets_of(ckpt.get("heldout_subjects"))
-        notes.append(f"the C kit reads {len(sensors)} PPG sensors per sample ({', '.join(sensors)}: "
-                     "the most a training recording had); a device with one PPG sensor"
-                     + (f" (as {', '.join(held_ds)}'s recordings may be)" if held_ds else "")
-                     + " needs --ppg-sensors 1")
+        if note := ppg_sensors_note(sensors, (source_metrics(path).get("recorded_rates") or {}).get("ppg_sensors"),
+                                    datasets_of(ckpt.get("heldout_subjects"))):
+            notes.append(note)
     if spectral:
         notes += device_rate_notes(cfg, mcfg, targets, device_rate_args(source_metrics(path)))
     if cfg.device_acc_fs:                   # refused before any folder: the kit could not honour it
@@ -852,4 +876,4 @@ def _export(cfg: ExportConfig) -> dict:
         lines.append(f"PARITY FAILED: {', '.join(failed)} (report kept in {out / 'export_report.md'})"
                      + double_rounding_note(rows, failed, cfg.tol_mae_bpm))
     return {"out": out, "rows": rows, "failed": failed, "artifacts": artifacts, "metadata": md, "manifest": manifest,
-            "summary": "\n".join(lines), "explain": ex, "explain_text": ex_text}
+            "summary": "\n".join(lines), "explain": ex, "explain_text": ex_text, "names": inp["names"]}

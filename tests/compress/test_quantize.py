@@ -386,15 +386,18 @@ def test_the_next_export_line_builds_for_the_rates_the_recordings_share():
     from sqtool.compress.cli import device_rate_args
     from sqtool.compress.quantize_hr import recorded_rates
 
-    def rec(dataset, ppg, acc=None):
+    def rec(dataset, ppg, acc=None, sensors=None):
         fs = {"ppg": ppg, **({a: acc for a in ("acc_x", "acc_y", "acc_z")} if acc else {})}
-        return NS(dataset=dataset, source=NS(fs=fs))
+        return NS(dataset=dataset, source=NS(fs=fs), meta={"ppg_sensors_recorded": sensors} if sensors else {})
     watch = [rec("my_watch", 64.0, 32.0), rec("my_watch", 64.0, 32.0), rec("troika", 125.0, 125.0)]
     assert recorded_rates(watch, "my_watch") == {"ppg": 64.0, "acc": 32.0}       # the other dataset's not counted
     assert recorded_rates(watch, None) == {}                                       # rates that vary: none
     assert recorded_rates([rec("my_watch", 64.0)], "my_watch") == {"ppg": 64.0}    # no accelerometer
     assert recorded_rates(watch, "my_watch", reads_acc=False) == {"ppg": 64.0}   # a PPG-only student: export
                                                                                    # refuses --device-acc-fs for it
+    two = [rec("my_watch", 100.0, 50.0, 2), rec("my_watch", 100.0, 50.0, 2), rec("troika", 125.0, 125.0, 1)]
+    assert recorded_rates(two, "my_watch") == {"ppg": 100.0, "acc": 50.0, "ppg_sensors": 2}   # the watch's LEDs
+    assert "ppg_sensors" not in recorded_rates(two, None)                          # counts that vary: none
     assert device_rate_args({"recorded_rates": {"ppg": 64.0, "acc": 32.0}, "device_fs": 125.0}) == \
         ["--device-fs", "64", "--device-acc-fs", "32"]
     assert device_rate_args({"recorded_rates": {"ppg": 125.0, "acc": 125.0}, "device_fs": 125.0}) == []

@@ -203,8 +203,9 @@ def test_an_inf_in_a_label_column_is_missing_for_its_windows_only(tmp_path):
     assert np.allclose(gap.values[touch], 12.0)                       # the finite samples' mean (as for NaN)
 
 
-def write_acc(folder: Path, scale: float, gravity=True, seconds=20.0, fs=50.0) -> Path:
-    """time,ppg,ax,ay,az with the acc in g times `scale` (9.80665: m/s^2, 1000: mg); gravity on z, or none."""
+def write_acc(folder: Path, scale, gravity=True, seconds=20.0, fs=50.0) -> Path:
+    """time,ppg,ax,ay,az with the acc in g times `scale` (9.80665: m/s^2, 1000: mg; three numbers: one per axis);
+    gravity on z, or none."""
     folder.mkdir(parents=True, exist_ok=True)
     n = int(seconds * fs)
     t = np.arange(n) / fs
@@ -249,6 +250,34 @@ def test_acc_magnitude_that_says_another_unit_is_one_warning(tmp_path, capsys, s
     assert len(err) == 1 and err[0].startswith("sqtool: warning:") and str(f) in err[0]
     assert f"looks like {likely}, not {unit or 'g'}" in err[0]
     assert len(rec.signals["acc_z"]) == 1000 and len(ds.report["acc_unit_suspect"]) == 2
+
+
+G = 9.80665
+
+
+@pytest.mark.parametrize("scale, units, axis, says", [
+    ((G, G, 1.0), ("m/s^2",) * 3, "acc_z", "reads about 1/9.81 the scale of acc_x and acc_y"),   # z written in g
+    ((1.0, G, G), ("m/s^2",) * 3, "acc_x", "reads about 1/9.81 the scale of acc_y and acc_z"),   # x: no gravity
+    ((G, G, G), ("m/s^2", "m/s^2", "g"), "acc_z", "reads about 9.81 the scale of acc_x and acc_y")])  # a yaml typo
+def test_one_acc_axis_in_another_unit_is_one_warning_naming_the_axis_and_the_unit_that_fits(tmp_path, capsys, scale,
+                                                                                         units, axis, says):
+    """One axis in g beside two in m/s^2 (a device that writes them so, or one unit: mistyped in dataset.yaml) read
+    with no word: gravity on x and y measured 1 g whatever x's unit, and three units that differ skipped the check.
+    After conversion the axis reads 9.81x off the others' scale: one warning line names it and the unit that fits
+    (said for the first recording, the rest counted), and nothing about the three axes' unit."""
+    f = write_acc(tmp_path / "rec", np.array(scale))
+    (tmp_path / "rec" / "s2_a.csv").write_text(f.read_text())
+    p = tmp_path / "dataset.yaml"
+    p.write_text("format: csv\nroot: rec\ntime_column: time\nchannels: {ppg: ppg, "
+                 + ", ".join(f"acc_{a}: {{column: a{a}, unit: '{u}'}}" for a, u in zip("xyz", units)) + "}\n")
+    ds = load_dataset_file(p)
+    ds.records()
+    err = capsys.readouterr().err.strip().splitlines()
+    fits = "m/s^2" if units[2] == "g" else "g"
+    assert len(err) == 1 and err[0].startswith(f"sqtool: warning: {f}: {axis} {says}"), err
+    assert f"read as {fits} instead of {'g' if fits == 'm/s^2' else 'm/s^2'}" in err[0]
+    assert f"set unit: {fits} on {axis} in dataset.yaml if so" in err[0] and "looks like" not in err[0]
+    assert len(ds.report["acc_axis_unit_suspect"]) == 2 and "acc_unit_suspect" not in ds.report
 
 
 @pytest.mark.parametrize("unit", ["g", "m/s^2"])
@@ -307,8 +336,9 @@ def test_a_few_label_rows_off_the_grid_are_one_warning_and_left_out(tmp_path, ca
     label_files(tmp_path, [0.0, 2.0, 3.0, 6.0, 8.0, 10.0, 12.0])
     capsys.readouterr()
     load_dataset_file(p).records()
-    err = [ln for ln in capsys.readouterr().err.splitlines() if "window starts its rows span" in ln]
-    assert len(err) == 2 and all(ln.startswith("sqtool: warning: ") and "1 of the 7 window starts" in ln for ln in err)
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "window starts without a row" in ln]
+    assert len(err) == 1 and err[0].startswith("sqtool: warning: ") and "2 of 2 label files" in err[0] \
+        and "hr/s1_a.csv (1 of 7 starts)" in err[0]
     label_files(tmp_path, [float(t) for t in range(13)])
     rec = load_dataset_file(p).records()[0]
     assert "warning" not in capsys.readouterr().err
@@ -329,9 +359,9 @@ def test_a_window_without_a_label_row_gets_interpolated_truth_as_the_warning_say
     capsys.readouterr()
     ds = load_dataset_file(p)
     rec = ds.records()[0]
-    said = [ln for ln in capsys.readouterr().err.splitlines() if "window starts its rows span" in ln]
-    assert len(said) == 2 and all("have no row: those windows' truth is interpolated between the rows around their "
-                                  "centres" in ln and "no truth" not in ln for ln in said)
+    said = [ln for ln in capsys.readouterr().err.splitlines() if "window starts without a row" in ln]
+    assert len(said) == 1 and "their truth interpolated between the rows around them" in said[0] \
+        and "no truth" not in said[0]
     td = load_task_from_dataset("hr", ds, task_model_cfg("hr", ModelCfg(name="t", family="resnet1d")))
     mine = td.record_ids == rec.record_id
     time_domain = dict(zip(td.t0[mine].tolist(), np.ravel(td.y[mine]).tolist()))

@@ -367,3 +367,24 @@ def test_date_times_in_different_zones_align_as_instants(tmp_path, ppg_zone, acc
     assert n == 64 * 59 and len(rec.signals["acc_x"]) == 32 * 59
     np.testing.assert_allclose(rec.signals["ppg"], ppg[64:64 + n], atol=1e-12)
     np.testing.assert_allclose(rec.signals["acc_z"], acc3[2, 32:32 + 32 * 59] / 9.80665, atol=1e-12)
+
+
+def test_streams_beginning_apart_are_one_warning_naming_the_recording_the_files_and_the_offset(tmp_path, capsys):
+    """acc.csv 3 s after ppg.csv's first row: the recording starts at acc.csv's, and label-file times count from
+    there, silently (the README said so; a watch team's file counted from the PPG's first row read its truth 3 s
+    off). One warning line names the recording, both files, the offset and what the times count from; two such
+    recordings are one line (the count, an example); files within a quarter of hop_s of each other say nothing."""
+    y = _streams(tmp_path / "one", sessions=("s01",), acc_late_s=3.0)
+    capsys.readouterr()
+    load_dataset_file(y).records()
+    said = [ln for ln in capsys.readouterr().err.splitlines() if "sqtool: warning:" in ln]
+    assert len(said) == 1 and "recording s01/ppg: its files begin 3.00 s apart (acc.csv 3.00 s after ppg.csv's " \
+                              "first row): it starts at acc.csv's first row, and its label files' times" in said[0]
+    assert "not from ppg.csv's" in said[0]
+    y = _streams(tmp_path / "two", sessions=("s01", "s02"), acc_late_s=3.0)
+    load_dataset_file(y).records()
+    said = [ln for ln in capsys.readouterr().err.splitlines() if "sqtool: warning:" in ln]
+    assert len(said) == 1 and "2 of 2 recordings have files beginning more than 0.5 s apart" in said[0] \
+        and "e.g. s01/ppg: acc.csv 3.00 s after ppg.csv, s02/ppg: acc.csv 3.00 s after ppg.csv" in said[0]
+    load_dataset_file(_streams(tmp_path / "near", acc_late_s=0.25)).records()
+    assert "warning" not in capsys.readouterr().err

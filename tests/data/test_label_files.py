@@ -128,12 +128,12 @@ def test_a_spacing_that_looks_like_milliseconds_says_so_and_the_line_is_complete
     ds = load_dataset_file(dataset(tmp_path))
     f = tmp_path / "rr" / "p1_icu.csv"
     with pytest.raises(SqtoolError) as e:
-        on_window_grid(np.arange(0.0, 20001.0, 1000.0), ds, f, "rr")
+        on_window_grid(np.arange(0.0, 20001.0, 1000.0), ds, f, "rr", None)     # refused before any note
     m = str(e.value)
     assert m.startswith(f"{f}: label rows are 1000 s apart") and "Set windows.hop_s" not in m
     assert "look like milliseconds (1 s apart)" in m and m.endswith("time_unit: ms in labels.rr of dataset.yaml")
     with pytest.raises(SqtoolError) as e:
-        on_window_grid(np.arange(0.0, 41.0, 4.0), ds, f, "rr")
+        on_window_grid(np.arange(0.0, 41.0, 4.0), ds, f, "rr", None)
     assert str(e.value).endswith("to the label file's spacing (4 s)") and "milliseconds" not in str(e.value)
 
 
@@ -411,3 +411,28 @@ def test_a_stretch_without_rows_longer_than_a_window_is_no_value_not_interpolate
     y, ok = _label_at_centres(p1, np.arange(0.0, 53.0, 2.0), 8.0)
     assert np.isnan(y[(np.arange(0, 53, 2) >= 10) & (np.arange(0, 53, 2) <= 30)]).all()
     assert np.isfinite(y[np.arange(0, 53, 2) < 10]).all() and np.isfinite(y[np.arange(0, 53, 2) > 30]).all()
+
+
+def test_label_file_warnings_are_one_line_per_cause_over_the_files_and_inspect_lists_each(tmp_path, capsys):
+    """A watch's 13 label files, each with a row or two missing and a stretch without rows, made 18 warning lines
+    before every command's own (inspect, finetune, quantize, bench, predict). Now one line per cause names the
+    count of files, the windows in all and the first two files; data inspect lists every file's own line."""
+    from sqtool.cli import main
+    stems = ("p1_icu", "p2_icu", "p3_icu")
+    recordings(tmp_path, stems)
+    for k, stem in enumerate(stems):          # one row missing at 4 s (interpolated); none 20..40 s (a stretch)
+        label_file(tmp_path, stem, [t for t in range(0, 53, 2) if t != 4 and not 20 <= t <= 30 + 2 * k])
+    p = dataset(tmp_path)
+    capsys.readouterr()
+    load_dataset_file(p).records()
+    said = [ln for ln in capsys.readouterr().err.splitlines() if "sqtool: warning:" in ln]
+    assert len(said) == 2, said
+    interp, holes = said
+    assert "label 'rr': 3 of 3 label files have window starts without a row of their own" in interp
+    assert "3 windows in all, e.g. rr/p1_icu.csv (1 of 27 starts), rr/p2_icu.csv (1 of 27 starts), ..." in interp
+    assert "3 of 3 label files have stretches without rows longer than a 8 s window" in holes
+    assert "21 windows in all, e.g. rr/p1_icu.csv (6 windows in 1 stretch(es) from 20 s), rr/p2_icu.csv (7 " in holes
+    assert all(f"sqtool data inspect --data {p}" in ln for ln in said) and "p3_icu" not in interp + holes
+    assert main(["data", "inspect", "--data", str(p), "--progress", "false"]) == 0
+    each = [ln for ln in capsys.readouterr().err.splitlines() if "sqtool: warning:" in ln]
+    assert len(each) == 6 and sum(str(tmp_path / "rr" / "p3_icu.csv") in ln for ln in each) == 2

@@ -839,7 +839,11 @@ def test_cli_ppg_sensors_default_and_refusal(tmp_path):
 
 def test_export_says_a_two_sensor_kit_needs_ppg_sensors_1_for_a_one_sensor_device(tmp_path):
     """A model trained beside SP Cup's two-sensor recordings gets a two-sensor kit by default: export says so in a
-    note naming --ppg-sensors 1 (and the held-out dataset, a team's own), and says nothing once the count is given."""
+    note naming --ppg-sensors 1 where the source run's own recordings had one sensor (quantize's recorded_rates
+    ppg_sensors), as a condition on the device where the run recorded no count, and not at all where they had two
+    (a team's two-LED watch read the hint as meant for it); nothing once the count is given."""
+    import json
+
     import torch
     from export_fixtures import make_spec_int8_run
     from sqtool.export.cli import ExportConfig, _load_inputs
@@ -848,9 +852,17 @@ def test_export_says_a_two_sensor_kit_needs_ppg_sensors_1_for_a_one_sensor_devic
     ck["model_cfg"]["frontend"] = {**ck["model_cfg"]["frontend"], "ppg_sensors": ["ppg", "ppg2"]}
     ck["heldout_subjects"] = ["my_watch:s6"]
     torch.save(ck, run / "model.pt")
-    notes = _load_inputs(ExportConfig(model=str(run), target=["c"]))["notes"]
-    said = [n for n in notes if "--ppg-sensors 1" in n]
-    assert len(said) == 1 and "2 PPG sensors per sample (ppg, ppg2" in said[0] and "my_watch" in said[0], notes
+
+    def said(recorded):
+        (run / "metrics.json").write_text(json.dumps({"recorded_rates": {"ppg": 125.0, **recorded}}))
+        return [n for n in _load_inputs(ExportConfig(model=str(run), target=["c"]))["notes"] if "PPG sensors" in n]
+    one = said({"ppg_sensors": 1})
+    assert len(one) == 1 and "2 PPG sensors per sample (ppg, ppg2" in one[0] and "own recordings (my_watch) have 1: " \
+        "a device like theirs needs --ppg-sensors 1" in one[0], one
+    unknown = said({})
+    assert len(unknown) == 1 and unknown[0].endswith("if your device has one PPG sensor, export with --ppg-sensors 1")
+    assert said({"ppg_sensors": 2}) == []
+    (run / "metrics.json").write_text(json.dumps({"recorded_rates": {"ppg_sensors": 1}}))     # would say it: not
     assert not [n for n in _load_inputs(ExportConfig(model=str(run), target=["c"], ppg_sensors=1))["notes"]
                 if "--ppg-sensors" in n]
     assert not [n for n in _load_inputs(ExportConfig(model=str(run), target=["onnx"]))["notes"] if "PPG sensors" in n]

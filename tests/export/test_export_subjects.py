@@ -141,3 +141,14 @@ def test_a_time_domain_fine_tunes_bare_ids_are_pseudonyms_of_its_dataset_and_its
     text = "\n".join(lines)
     assert "- `ward_icu`: licence: see the dataset MANIFEST" in text and "not recorded" not in text
     assert "MRN" not in text
+
+
+def test_the_next_line_on_the_exporters_terminal_names_the_held_out_id_beside_its_pseudonym(hospital):
+    """The export's `next:` line named the held-out subject by pseudonym only (my_watch:subject-05): the team that
+    ran it could not tell which of its subjects to bench on. Its terminal is in-house (the ids are in its source run):
+    the line names the id too; the folder's files keep the pseudonym (the test above)."""
+    from sqtool.export.cli import next_step
+    _, _, out, res = hospital
+    line = next(ln for ln in next_step(res).splitlines() if ln.startswith("next:"))
+    assert line.endswith(f"held out from its training: {HELD[0]} ({DS}:subject-02 in the export))")
+    assert not any(s.encode() in (out / "metadata.json").read_bytes() for s in LEAKS)

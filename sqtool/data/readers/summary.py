@@ -223,9 +223,11 @@ def format_summary(s: dict, indent: str = "", shown: int = RECORDINGS_SHOWN) -> 
     lines.append(f"{indent}  channels: {ch}")
     acc = (s.get("dataset_file") or {}).get("acc")
     if acc and any(c.startswith("acc") for c in s["channels"]):
-        odd = len((s.get("dataset_file") or {}).get("acc_unit_suspect") or ())
+        report = s.get("dataset_file") or {}
+        odd, axis = (len(report.get(k) or ()) for k in ("acc_unit_suspect", "acc_axis_unit_suspect"))
         lines.append(f"{indent}  accelerometer: {acc_text(acc)}" + (f" (gravity reads as another unit in {odd} "
-                                                                   "recording(s): see the warning)" if odd else ""))
+                                                                   "recording(s): see the warning)" if odd else "")
+                     + (f" (one axis reads as another unit in {axis} recording(s): see the warning)" if axis else ""))
     slow = {c: min(r) for c, r in s["rates"].items() if r and min(r) < SLOW_HZ}
     if slow:
         lines.append(f"{indent}  warning: " + ", ".join(f"{c} at {r:g} Hz" for c, r in slow.items())
