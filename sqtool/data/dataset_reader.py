@@ -447,7 +447,7 @@ def _csv_columns(ds: DatasetFile, p: Path, optional_time: bool = False, unit_key
     hints ("channels.acc_x": a stream file's; "": the top level); `own_unit` False: that key has none, the file
     takes the top level's (the recording file's, which read as it). Also returns the units row {column: unit}."""
     from sqtool.data.readers._common import drop_repeated_rows, time_grid
-    from sqtool.data.readers.generic import read_table, read_times, time_unit_of
+    from sqtool.data.readers.generic import column_named, read_table, read_times, time_unit_of, unit_hint
     where = str(p)
     table = read_table(p)
     df = table.df
@@ -458,20 +458,21 @@ def _csv_columns(ds: DatasetFile, p: Path, optional_time: bool = False, unit_key
     names = list(df.columns)
     grid, start = None, None
     at = f"{unit_key} in " if unit_key else ""
-    if ds.time_column is not None and (ds.time_column in df.columns or not optional_time):
-        if ds.time_column not in df.columns:
+    tcol = None if ds.time_column is None else column_named(names, ds.time_column, where, "time_column")
+    if ds.time_column is not None and (tcol is not None or not optional_time):
+        if tcol is None:
             raise SqtoolError(f"{where}: time column '{ds.time_column}' missing (has {', '.join(names)})")
         said = bool(own_unit and unit_key) or "time_unit" in ds.units_said   # said in the dataset file, not defaulted
-        unit = time_unit_of(table, ds.time_column, ds.time_unit if said else None, where, f"{ds.path.name} says "
+        unit = time_unit_of(table, tcol, ds.time_unit if said else None, where, f"{ds.path.name} says "
                             f"time_unit: {ds.time_unit}" + (f" ({unit_key})" if unit_key and own_unit else "")) \
             or ds.time_unit
-        from_row = ds.time_column in table.units and not said           # its units row says it: the hints say so
-        t, start = read_times(df[ds.time_column], ds.time_column, where, unit)
+        from_row = tcol in table.units and not said           # its units row (or name) says it: the hints say so
+        t, start = read_times(df[tcol], tcol, where, unit)
         df, t = drop_repeated_rows(df, t, where)
-        grid = time_grid(t, f"{where}: column '{ds.time_column}'",
-                         ms_hint=("write ms in its units row" if from_row else
+        grid = time_grid(t, f"{where}: column '{tcol}'",
+                         ms_hint=(unit_hint(tcol, "ms") if from_row else
                                   f"add time_unit: ms to {at}{ds.path.name}") if unit == "s" else None,
-                         unit_hint=(TIME_UNITS[unit], f"write s in its units row (the column is in seconds)"
+                         unit_hint=(TIME_UNITS[unit], f"{unit_hint(tcol, 's')} (the column is in seconds)"
                                     if from_row else f"drop time_unit: {unit} from {at}{ds.path.name} "
                                     "(the column is in seconds)" if own_unit else f"add time_unit: s to {at}"
                                     f"{ds.path.name} (the column is in seconds; the top level's time_unit: "
@@ -481,11 +482,16 @@ def _csv_columns(ds: DatasetFile, p: Path, optional_time: bool = False, unit_key
 
 
 def _pick(cols: dict, names: list[str], column, where: str, what: str):
+    """(the column's name, its values) of `column` (a name, a name without the unit written at its end, or a
+    0-based position) among a file's columns; one line where none or several are meant."""
+    from sqtool.data.readers.generic import column_named
     if isinstance(column, int):
         if not 0 <= column < len(names):
             raise SqtoolError(f"{where}: {what} is column {column}, but the file has {len(names)} columns "
                               f"(0..{len(names) - 1})")
         column = names[column]
+    if column not in cols and (named := column_named(names, column, where, what)) is not None:
+        column = named                                   # a CSV column by its name without its unit: `ppg [a.u.]`
     if column not in cols:
         same = [n.rpartition("#")[2] for n in names if n.rpartition("#")[0] == column]
         if same:                                         # a repeated label (made unique by position above)
@@ -598,10 +604,11 @@ def _own_stream(ds: DatasetFile, p: Path) -> Stream:
 
 
 def _units_row_unit(ds: DatasetFile, ch: str, spec: Channel, s: "Stream", units: dict) -> Channel:
-    """Channel `ch` as its file's units row says (its cell, as written, into `units[ch]`): an acc channel whose cell
-    names one of ACC_UNITS (`generic.acc_unit_of`) is read in that unit, as `unit:` would read it (a `unit:` in the
-    dataset file must be the same: `generic.agreed_unit`); any other cell (a PPG's a.u., counts, mV) is a label."""
-    from sqtool.data.readers.generic import acc_unit_of, agreed_unit
+    """Channel `ch` as its file's units row, or the unit its column's name ends with, says (`generic.read_table`'s
+    `units`; the unit as written into `units[ch]`): an acc channel whose unit names one of ACC_UNITS
+    (`generic.acc_unit_of`) is read in that unit, as `unit:` would read it (a `unit:` in the dataset file must be the
+    same: `generic.agreed_unit`); any other unit (a PPG's a.u., counts, mV) is a label."""
+    from sqtool.data.readers.generic import acc_unit_of, agreed_unit, unit_from
     if not s.units:
         return spec
     col = _pick(s.cols, s.names, spec.column, str(s.path), f"channel '{ch}'")[0]
@@ -612,7 +619,8 @@ def _units_row_unit(ds: DatasetFile, ch: str, spec: Channel, s: "Stream", units:
         return spec
     said = spec.unit if f"channels.{ch}.unit" in ds.units_said else None
     return dataclasses.replace(spec, unit=agreed_unit(unit, said, f"{s.path}: channel '{ch}' (column '{col}')",
-                                                      f"{ds.path.name} says channels.{ch}.unit: {said}"))
+                                                      f"{ds.path.name} says channels.{ch}.unit: {said}",
+                                                      unit_from(col)))
 
 
 def _channel(ds: DatasetFile, ch: str, spec: Channel, cols, names, rates: dict, grid: TimeGrid | None, where: str):
@@ -765,7 +773,7 @@ def _clock_origin(s: Stream) -> float | None:
     """The first row's time of `s` on its own clock, in s (a number in its time unit, else its date-time)."""
     if s.grid is None:
         return None
-    first = s.cols[s.view.time_column].iloc[0]
+    first = _pick(s.cols, s.names, s.view.time_column, str(s.path), "time column")[1].iloc[0]
     try:
         return float(first) * TIME_UNITS[s.view.time_unit]
     except (TypeError, ValueError):                 # a date-time: read_times read it
@@ -787,7 +795,7 @@ def _clock_text(s: Stream) -> str:
     """How `s`'s time column gives its times, for a line naming two files whose clocks do not mix."""
     if _clock_kind(s) == "local":
         return "date-times without a time zone (local time)"
-    first = s.cols[s.view.time_column].iloc[0]
+    first = _pick(s.cols, s.names, s.view.time_column, str(s.path), "time column")[1].iloc[0]
     try:
         float(first)
         return f"numbers since 1970 (UTC, {s.start})"

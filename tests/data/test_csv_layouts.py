@@ -19,8 +19,10 @@ ACC = np.round(1 + 0.05 * np.cos(T), 4)           # g
 PLAIN = "time,ppg,acc_x\n" + "".join(f"{t:.6f},{p:.4f},{a:.4f}\n" for t, p, a in zip(T, PPG, ACC))
 
 
-def _rows(sep: str = ",", end: str = "", nl: str = "\n", t_scale: float = 1.0) -> list[str]:
-    return [sep.join((f"{t * t_scale:.6f}", f"{p:.4f}", f"{a:.4f}")) + end + nl for t, p, a in zip(T, PPG, ACC)]
+def _rows(sep: str = ",", end: str = "", nl: str = "\n", t_scale: float = 1.0, a_scale: float = 1.0) -> list[str]:
+    """The sample rows, time in s * t_scale, the accelerometer in g * a_scale (9.80665: m/s^2, 1000: mg)."""
+    acc = (f"{a:.4f}" if a_scale == 1 else f"{a * a_scale:.10f}" for a in ACC)
+    return [sep.join((f"{t * t_scale:.6f}", f"{p:.4f}", a)) + end + nl for t, p, a in zip(T, PPG, acc)]
 
 
 LAYOUTS = {                      # each was refused or misread before (module docstring)
@@ -58,10 +60,12 @@ def _both(tmp_path, text: str, yaml: str = "") -> list:
     return [read_csv(f), next(iter_records(tmp_path / "dataset.yaml"))]
 
 
-def _same_as_plain(got) -> None:
+def _same_as_plain(got, acc_atol: float = 0.0) -> None:
+    """`got` is the plain file's record: its channels, rates and samples (the accelerometer to `acc_atol` g, where a
+    unit was converted to g)."""
     assert got.fs == {"ppg": FS, "acc_x": FS} and sorted(got.channels) == ["acc_x", "ppg"]
     np.testing.assert_array_equal(got.signals["ppg"], PPG)
-    np.testing.assert_array_equal(got.signals["acc_x"], ACC)
+    np.testing.assert_allclose(got.signals["acc_x"], ACC, rtol=0, atol=acc_atol)
 
 
 @pytest.mark.parametrize("layout", list(LAYOUTS))
@@ -164,3 +168,111 @@ def test_data_inspect_says_the_accelerometer_unit_its_units_rows_gave(tmp_path, 
     assert main(["data", "inspect", "--data", str(tmp_path / "dataset.yaml")]) == 0
     line = next(ln for ln in capsys.readouterr().out.splitlines() if "accelerometer:" in ln)
     assert line.strip() == "accelerometer: acc_x: value in m/s^2 or mg (its units row), each recording's -> g", line
+
+
+# A unit written at the end of a column's name, as device and lab exports write it: (the header, the time column's
+# scale, the accelerometer's per g, the names a dataset.yaml gives without the units: time, ppg, acc_x, the units the
+# record keeps). Before, the channels were ppg_a_u, acc_x_m_s_2, acc_x_mg (no model reads them; m/s^2 and mg never
+# converted to g) and a dataset.yaml naming `ppg` did not find `ppg [a.u.]`.
+HEADER_UNITS = {
+    "brackets": ("time [s],ppg [a.u.],acc_x [g]", 1, 1, ("time", "ppg", "acc_x"), {"ppg": "a.u.", "acc_x": "g"}),
+    "parentheses, ms, m/s^2": ("time (ms),ppg (counts),acc_x (m/s^2)", 1000, 9.80665, ("time", "ppg", "acc_x"),
+                               {"ppg": "counts", "acc_x": "m/s^2"}),
+    "no space, mg, a name mapped": ("Time[ms],PPG,ACC X [mg]", 1000, 1000, ("Time", "PPG", "ACC X"),
+                                    {"acc_x": "mg"}),
+    "common names": ("timestamp [ms],PLETH [a.u.],accx [g]", 1000, 1, ("timestamp", "PLETH", "accx"),
+                     {"ppg": "a.u.", "acc_x": "g"}),
+    "and a units row saying the same": ("time [s],ppg [a.u.],acc_x [m/s^2]\nsec,a.u.,m/s2", 1, 9.80665,
+                                        ("time", "ppg", "acc_x"), {"ppg": "a.u.", "acc_x": "m/s2"}),
+}
+
+
+@pytest.mark.parametrize("layout", list(HEADER_UNITS))
+def test_units_in_the_header_names_read_as_the_plain_file(tmp_path, layout):
+    """Bare (predict / bench / data inspect on a file) and through a dataset.yaml naming the columns as written or
+    without their units: the plain file's channels and samples, the accelerometer converted to g, time in its unit;
+    the other units kept as labels."""
+    head, t_scale, a_scale, (tname, pname, aname), units = HEADER_UNITS[layout]
+    text = head + "\n" + "".join(_rows(t_scale=t_scale, a_scale=a_scale))
+    as_written = [c.strip() for c in head.split("\n")[0].split(",")]
+    for time_column, ppg, acc in ((tname, pname, aname), as_written):
+        f = tmp_path / "rec.csv"
+        f.write_text(text)
+        (tmp_path / "dataset.yaml").write_text(f"format: csv\nfiles: rec.csv\ntime_column: '{time_column}'\n"
+                                               f"channels: {{ppg: '{ppg}', acc_x: '{acc}'}}\n")
+        for got in (read_csv(f), next(iter_records(tmp_path / "dataset.yaml"))):
+            _same_as_plain(got, acc_atol=1e-9)
+            assert got.meta["units"] == units
+
+
+def test_data_inspect_names_the_channels_of_a_header_with_units(tmp_path, capsys):
+    """`data inspect --data FILE.csv` of `time (ms),ppg (counts),acc_x (m/s^2)`: ppg and acc_x (it said ppg_counts,
+    acc_x_m_s_2)."""
+    from sqtool.cli import main
+    f = tmp_path / "rec.csv"
+    f.write_text("time (ms),ppg (counts),acc_x (m/s^2)\n" + "".join(_rows(t_scale=1000, a_scale=9.80665)))
+    assert main(["data", "inspect", "--data", str(f)]) == 0
+    assert "channels: ppg @ 64 Hz, acc_x @ 64 Hz" in capsys.readouterr().out
+
+
+def test_a_stream_files_header_units_are_read_as_its_own(tmp_path):
+    """acc.csv beside ppg.csv (`file:`) whose header says `time [ms],acc_x [mg]`, named time and acc_x in the
+    dataset.yaml: aligned on its clock in ms, in g."""
+    (tmp_path / "ppg.csv").write_text("time [s],ppg [a.u.]\n" + "".join(f"{t:.6f},{p:.4f}\n" for t, p in zip(T, PPG)))
+    (tmp_path / "acc.csv").write_text("time [ms],acc_x [mg]\n" + "".join(
+        f"{t * 1000:.3f},{a * 1000:.1f}\n" for t, a in zip(T, ACC)))
+    (tmp_path / "dataset.yaml").write_text("format: csv\nfiles: ppg.csv\ntime_column: time\n"
+                                           "channels: {ppg: ppg, acc_x: {file: acc.csv, column: acc_x}}\n")
+    r = next(iter_records(tmp_path / "dataset.yaml"))
+    _same_as_plain(r, acc_atol=1e-12)
+    assert r.meta["units"] == {"ppg": "a.u.", "acc_x": "mg"}
+
+
+@pytest.mark.parametrize("head, yaml, said", [
+    ("time [s],ppg,acc_x", "time_unit: ms\nchannels: {ppg: ppg, acc_x: acc_x}\n",
+     r"time column 'time \[s\]': its name says s but dataset.yaml says time_unit: ms"),
+    ("time,ppg,acc_x (g)", "channels: {ppg: ppg, acc_x: {column: acc_x, unit: mg}}\n",
+     r"channel 'acc_x' \(column 'acc_x \(g\)'\): its name says g but dataset.yaml says channels.acc_x.unit: mg"),
+    ("time,ppg,acc_x [g]\ns,a.u.,mg", "channels: {ppg: ppg, acc_x: acc_x}\n",
+     r"column 'acc_x \[g\]': its name says g but its units row says mg"),
+    ("time [ms],ppg,acc_x\ns,a.u.,g", "channels: {ppg: ppg, acc_x: acc_x}\n",
+     r"column 'time \[ms\]': its name says ms but its units row says s"),
+    ("time,ppg [a.u.],ppg [mV],acc_x", "channels: {ppg: ppg, acc_x: acc_x}\n",
+     r"channel 'ppg': column 'ppg' names 2 columns once their units are left out \(ppg \[a.u.\], ppg \[mV\]\)"),
+], ids=["time_unit", "acc unit", "units row, acc", "units row, time", "a bare name twice"])
+def test_a_header_unit_disagreeing_is_one_line_naming_both(tmp_path, head, yaml, said):
+    """A header's unit and the dataset.yaml's, or the header's and its units row's, that differ: one line naming
+    both (read through the dataset.yaml, and bare where the file alone disagrees); a bare name that two columns'
+    names without their units share: one line naming them."""
+    more = ",1.0" * (head.split("\n")[0].count(",") - 2)               # a fourth column's values
+    (tmp_path / "rec.csv").write_text(head + "\n" + "".join(r[:-1] + more + "\n" for r in _rows()))
+    (tmp_path / "dataset.yaml").write_text("format: csv\nfiles: rec.csv\ntime_column: time\n" + yaml)
+    with pytest.raises(SqtoolError, match=said) as e:
+        next(iter_records(tmp_path / "dataset.yaml"))
+    assert "\n" not in str(e.value)
+    if "units row" in said:
+        with pytest.raises(SqtoolError, match=said):
+            read_csv(tmp_path / "rec.csv")
+
+
+def test_a_parenthesised_word_that_is_no_unit_stays_in_the_name(tmp_path):
+    """`ppg (green)`, `acc_x (wrist)`: no unit (parentheses hold one only when sqtool knows it), so the column keeps
+    its name, read as ppg_green (the file's one PPG: its ppg) and acc_x_wrist, and a dataset.yaml names it as
+    written; `acc_y (m/s^2)` beside them is a unit, read in g as acc_y."""
+    f = tmp_path / "rec.csv"
+    f.write_text("time,ppg (green),acc_x (wrist),acc_y (m/s^2)\n" + "".join(
+        f"{t:.6f},{p:.4f},{a:.4f},{a * 9.80665:.10f}\n" for t, p, a in zip(T, PPG, ACC)))
+    r = read_csv(f)
+    assert r.channels == ["ppg", "acc_x_wrist", "acc_y"] and r.meta["ppg_from"] == "ppg (green)"
+    assert r.meta["units"] == {"acc_y": "m/s^2"}
+    np.testing.assert_allclose(r.signals["acc_y"], ACC, rtol=0, atol=1e-9)
+    (tmp_path / "dataset.yaml").write_text("format: csv\nfiles: rec.csv\ntime_column: time\n"
+                                           "channels: {ppg: 'ppg (green)', acc_x: 'acc_x (wrist)', acc_y: acc_y}\n")
+    r = next(iter_records(tmp_path / "dataset.yaml"))
+    np.testing.assert_array_equal(r.signals["ppg"], PPG)
+    np.testing.assert_array_equal(r.signals["acc_x"], ACC)
+    np.testing.assert_allclose(r.signals["acc_y"], ACC, rtol=0, atol=1e-9)
+    (tmp_path / "dataset.yaml").write_text("format: csv\nfiles: rec.csv\ntime_column: time\n"
+                                           "channels: {ppg: ppg, acc_x: acc_x}\n")
+    with pytest.raises(SqtoolError, match=r"channel 'ppg': column 'ppg' missing \(has time, ppg \(green\)"):
+        next(iter_records(tmp_path / "dataset.yaml"))

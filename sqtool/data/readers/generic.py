@@ -3,18 +3,21 @@
 CSV   A header row is optional. The separator (tab, comma, semicolon, whitespace) and the decimal mark (a comma in a
       semicolon- or tab-separated file: European spreadsheet exports) are sniffed from the first lines
       (`csv_layout`), past a BOM and '#' comment lines; a separator ending every line leaves no column, and a units
-      row under the header (`s,a.u.,g`) gives the time column's unit and the accelerometer's (to g), the other cells
-      kept as labels (`Record.meta["units"]`; `read_table`). The sampling rate comes from a time column (named
-      time/timestamp/timer/datetime/t, numbers in s or ms, or date-time strings; ISO times whose UTC offset changes
-      along the file, as across a daylight-saving change, are read as instants) or from `fs=`; when both exist they
-      must agree within 1 % (RATE_TOL, as in a dataset.yaml; else "wrong sampling rate"); when neither exists the
-      read is refused. Rows missing from the time column's clock (a drop-out: a jump of whole periods) are NaN
-      samples, a gap (`_common.time_grid`, one warning line); a jump of no whole periods is refused. Every other
-      numeric column becomes a channel, with common names mapped to the canonical ones (PLETH/BVP -> ppg, RED/IR ->
-      ppg_red/ppg_ir, accx -> acc_x, ...); `channels={"csv column": "channel"}` picks and renames columns
-      explicitly. A header-less single column is "ppg"; a file whose only PPG is one wavelength ("PPG Green",
-      ppg_ir) with no plain ppg reads that column as its ppg (`Record.meta["ppg_from"]`, named by `data inspect`);
-      with several wavelengths the choice is the user's (a dataset.yaml's channels).
+      row under the header (`s,a.u.,g`), or a unit at the end of a column's name (`time [s]`, `acc_x (m/s^2)`:
+      `name_unit`), gives the time column's unit and the accelerometer's (to g), the other units kept as labels
+      (`Record.meta["units"]`; `read_table`); the column is named, and found, by its name without the unit (square
+      brackets hold any unit, parentheses only one sqtool knows: `ppg (green)` keeps its name). The sampling rate
+      comes from a time column (named time/timestamp/timer/datetime/t, numbers in s or ms, or date-time strings; ISO
+      times whose UTC offset changes along the file, as across a daylight-saving change, are read as instants) or
+      from `fs=`; when both exist they must agree within 1 % (RATE_TOL, as in a dataset.yaml; else "wrong sampling
+      rate"); when neither exists the read is refused. Rows missing from the time column's clock (a drop-out: a
+      jump of whole periods) are NaN samples, a gap (`_common.time_grid`, one warning line); a jump of no whole
+      periods is refused. Every other numeric column becomes a channel, with common names mapped to the canonical
+      ones (PLETH/BVP -> ppg, RED/IR -> ppg_red/ppg_ir, accx -> acc_x, ...); `channels={"csv column": "channel"}`
+      (the column as written, or without its unit) picks and renames columns explicitly. A header-less single
+      column is "ppg"; a file whose only PPG is one wavelength ("PPG Green", ppg_ir) with no plain ppg reads that
+      column as its ppg (`Record.meta["ppg_from"]`, named by `data inspect`); with several wavelengths the choice is
+      the user's (a dataset.yaml's channels).
 NPZ   1-D arrays by channel name plus `fs` (scalar, all channels) or `fs_<channel>`; or a 2-D `signals`
       (C, N) with a `channels` name array; a 2-D `acc` (N, 3), or (3, N), is acc_x, acc_y, acc_z (its rate `fs_acc`
       or `fs`; `_common.read_npz_channels`). Channels must span the same time within one sample of the slower
@@ -216,12 +219,14 @@ class CsvTable:
     """A CSV file read by `read_table`: its rows, whether it has a header row, and its units row."""
     df: "pd.DataFrame"
     header: bool
-    units: dict[str, str]           # {column: unit as written} of a units row under the header; {} without one
+    units: dict[str, str]           # {column: unit as written} of a units row under the header, or at the end of
+    #                                 the column's name (`name_unit`: `time [s]`); {} without either
 
 
 def read_table(p: Path, sep: str | None = None) -> CsvTable:
     """A CSV recording's (or stream file's) rows in the layout `csv_layout` finds (`sep`: the caller's separator
-    over the sniffed one), its units row apart, and without the empty columns a separator ending every line
+    over the sniffed one), its units row apart (with the units written in the header's names: where a column has
+    both, they must agree, else one line), and without the empty columns a separator ending every line
     leaves at the end (unnamed, every cell empty: no channel; a named column all empty stays one, and is refused
     as a channel with no sample)."""
     kw, header, units_at = csv_layout(p)
@@ -234,6 +239,14 @@ def read_table(p: Path, sep: str | None = None) -> CsvTable:
     if units_at is not None:                                   # the row as pandas splits it: quotes, separators
         row = _read_csv(p, skiprows=skip, nrows=1, dtype=str, keep_default_na=False, **kw).iloc[0]
         units = {str(c).strip(): str(u).strip() for c, u in row.items() if str(u).strip()}
+    for c in df.columns if header else ():                     # a unit written in the name: `time [s]`
+        if (u := name_unit(c)[1]) is None:
+            continue
+        c = str(c).strip()
+        if c in units and unit_key(units[c]) != unit_key(u):
+            raise SqtoolError(f"{p}: column '{c}': its name says {u} but its units row says {units[c]}; make them "
+                              "agree (or remove one)")
+        units.setdefault(c, u)
     empty = 0
     for c in reversed(df.columns):
         if (not header or re.fullmatch(r"Unnamed: \d+|\s*", str(c))) and df[c].isna().all():
@@ -248,12 +261,64 @@ def unit_text(unit: str) -> str:
     return re.sub(r"^[\[(](.*)[\])]$", r"\1", unit.strip()).strip().lower()
 
 
-def agreed_unit(row: str | None, said: str | None, where: str, said_as: str) -> str | None:
-    """The unit a column is read in: its units row's (`row`, a key of the unit table) and `said` (a dataset.yaml's;
-    `said_as`: "dataset.yaml says unit: g"), which must agree where both are given (else one line naming both); the
-    one given, else None."""
+def unit_key(unit: str) -> str:
+    """A unit as written, spelled one way: its TIME_UNITS or ACC_UNITS key (sec -> s, m/s2 -> m/s^2), else its
+    `unit_text` (two cells naming one unit agree however each is written)."""
+    t = unit_text(unit)
+    return TIME_SPELLINGS.get(t) or acc_unit_of(unit) or t
+
+
+LABEL_UNITS = frozenset((    # units a sensor column's name ends with in parentheses, kept as its label (lower case)
+    "a.u.", "au", "arb. units", "arb.u.", "counts", "count", "adc", "lsb", "v", "mv", "uv", "µv", "μv", "na", "ua",
+    "µa", "μa", "%", "bpm", "1/min", "mmhg", "°c", "degc", "deg/s", "dps", "rad/s"))
+_NAME_UNIT = re.compile(r"(?P<name>.*?\S)\s*(?:\[(?P<bracket>[^\[\]]*)\]|\((?P<paren>[^()]*)\))")
+
+
+def name_unit(column) -> tuple[str, str | None]:
+    """(a header's column name without the unit written at its end, that unit or None): `time [s]`, `Time[ms]`,
+    `acc_x (m/s^2)` -> (time, s), (Time, ms), (acc_x, m/s^2). Square brackets at the end hold a unit, whatever is
+    in them (`quantity [unit]`, as lab and device exports write it); parentheses hold one only when it is a unit
+    sqtool knows (a time unit, an accelerometer unit, or one of LABEL_UNITS: a.u., counts, mV, ...), so
+    `ppg (green)` or `acc_x (wrist)` stays the column's whole name (read as ppg_green, acc_x_wrist)."""
+    name = str(column).strip()
+    m = _NAME_UNIT.fullmatch(name)
+    unit = m and (m["bracket"] if m["bracket"] is not None else m["paren"]).strip()
+    if not unit or (m["paren"] is not None and not (unit_text(unit) in TIME_SPELLINGS or acc_unit_of(unit)
+                                                    or unit_text(unit) in LABEL_UNITS)):
+        return name, None
+    return m["name"], unit
+
+
+def column_named(columns, name: str, where: str, what: str) -> str | None:
+    """The column among `columns` (as the header writes them) that `name` names: that column, else the one whose
+    name without its unit is `name` (`ppg` names `ppg [a.u.]`: `name_unit`); None where none. Two such columns
+    (`ppg [a.u.]`, `ppg [mV]`): one line naming them."""
+    if name in columns:
+        return name
+    same = [str(c) for c in columns if name_unit(c)[1] is not None and name_unit(c)[0] == name]
+    if len(same) > 1:
+        raise SqtoolError(f"{where}: {what}{': ' * bool(what)}column '{name}' names {len(same)} columns once their "
+                          f"units are left out ({', '.join(same)}); name the one meant as the header writes it")
+    return same[0] if same else None
+
+
+def unit_from(column: str) -> str:
+    """Where a CSV column's unit is written, for a line about it: "its name" (`time [s]`) or "its units row"."""
+    return "its name" if name_unit(column)[1] is not None else "its units row"
+
+
+def unit_hint(column: str, unit: str) -> str:
+    """How to write `unit` where `column`'s unit is written (`unit_from`), for a hint."""
+    return (f"name it '{name_unit(column)[0]} [{unit}]'" if name_unit(column)[1] is not None
+            else f"write {unit} in its units row")
+
+
+def agreed_unit(row: str | None, said: str | None, where: str, said_as: str, by: str = "its units row") -> str | None:
+    """The unit a column is read in: the file's (`row`, a key of the unit table; `by`: where it is written,
+    `unit_from`) and `said` (a dataset.yaml's; `said_as`: "dataset.yaml says unit: g"), which must agree where both
+    are given (else one line naming both); the one given, else None."""
     if row is not None and said is not None and row != said:
-        raise SqtoolError(f"{where}: its units row says {row} but {said_as}; make them agree (or remove one)")
+        raise SqtoolError(f"{where}: {by} says {row} but {said_as}; make them agree (or remove one)")
     return row or said
 
 
@@ -272,18 +337,19 @@ def acc_to_g(written: str) -> float | None:
 
 
 def time_unit_of(table: CsvTable, col: str, said: str | None, where: str, said_as: str) -> str | None:
-    """The unit time column `col` of `table` is read in (`agreed_unit`): its units-row cell, spelled as a
-    TIME_SPELLINGS key (s, ms, us, seconds, ...), and `said` (a dataset.yaml's time_unit, or None). A cell that
-    names no time unit is one line over a column of numbers (no scale to read them by, unless `said`), and a label
-    over date-times; None: neither says one (`read_times` goes by the column's name and size)."""
+    """The unit time column `col` of `table` is read in (`agreed_unit`): its units-row cell or the unit its name ends
+    with (`name_unit`), spelled as a TIME_SPELLINGS key (s, ms, us, seconds, ...), and `said` (a dataset.yaml's
+    time_unit, or None). A unit that names no time unit is one line over a column of numbers (no scale to read them
+    by, unless `said`), and a label over date-times; None: neither says one (`read_times` goes by the column's name
+    and size)."""
     written = table.units.get(col)
     if written is None:
         return said
     unit = TIME_SPELLINGS.get(unit_text(written))
     if unit is None and said is None and table.df[col].dtype.kind in "iuf":
-        raise SqtoolError(f"{where}: time column '{col}': its units row says {written!r}, no time unit sqtool "
+        raise SqtoolError(f"{where}: time column '{col}': {unit_from(col)} says {written!r}, no time unit sqtool "
                           f"reads ({', '.join(TIME_UNITS)}); write one of them there")
-    return agreed_unit(unit, said, f"{where}: time column '{col}'", said_as)
+    return agreed_unit(unit, said, f"{where}: time column '{col}'", said_as, unit_from(col))
 
 
 _OFFSET = r"\d\d:\d\d.*(?:Z|[+-]\d\d(?::?\d\d)?)$"          # a clock time ending in Z or a UTC offset
@@ -380,12 +446,12 @@ def read_csv(path, fs: float | None = None, time_column: str | None = None, time
         df.columns = ["ppg"] if df.shape[1] == 1 else ["ppg", *[f"ch{i}" for i in range(1, df.shape[1])]]
     df.columns = [str(c).strip() for c in df.columns]
 
-    tcol = time_column
-    if tcol is not None and tcol not in df.columns:
-        raise SqtoolError(f"{where}: time column '{tcol}' missing (has {', '.join(df.columns)})")
-    if tcol is None:
-        tcol = next((c for c in df.columns if c.lower() in TIME_NAMES
-                     or re.match(r"^time\b|^time[_ \[(]", c.lower())), None)
+    tcol = time_column and column_named(df.columns, time_column, where, "time_column")
+    if time_column is not None and tcol is None:
+        raise SqtoolError(f"{where}: time column '{time_column}' missing (has {', '.join(df.columns)})")
+    if tcol is None:                                       # its name, without a unit written in it (`time [s]`)
+        tcol = next((c for c in df.columns if (b := name_unit(c)[0].lower()) in TIME_NAMES
+                     or re.match(r"^time\b|^time[_ (]", b)), None)
     if fs is not None:
         fs = _check_fs(fs, where)
     grid, start = None, None
@@ -394,7 +460,7 @@ def read_csv(path, fs: float | None = None, time_column: str | None = None, time
         t, start = read_times(df[tcol], tcol, where, unit)
         df, t = drop_repeated_rows(df, t, where)
         numbers = df[tcol].dtype.kind in "iuf"
-        grid = time_grid(t, f"{where}: column '{tcol}'", ms_hint=None if not numbers else "write ms in its units row"
+        grid = time_grid(t, f"{where}: column '{tcol}'", ms_hint=None if not numbers else unit_hint(tcol, "ms")
                          if tcol in table.units else "rename the column time_ms (or read the file through a "
                          "dataset.yaml with time_unit: ms)" if unit is None else None, start=start)
         fs_t = grid.fs
@@ -417,18 +483,19 @@ def read_csv(path, fs: float | None = None, time_column: str | None = None, time
         raise SqtoolError(f"{where}: no sampling rate (no time column): give it as fs: in a dataset.yaml beside the "
                           "recordings (`sqtool data inspect --data FILE --fs HZ` tries a rate)")
 
-    if channels:
-        miss = [c for c in channels if c not in df.columns]
+    if channels:                                           # a column as written, or its name without its unit
+        found = {c: column_named(df.columns, c, where, f"channel '{ch}'") for c, ch in channels.items()}
+        miss = [c for c, col in found.items() if col is None]
         if miss:
             raise SqtoolError(f"{where}: channel column(s) {', '.join(miss)} missing "
                               f"(has {', '.join(df.columns)})")
-        pick, ppg_from = dict(channels), None
+        pick, ppg_from = {found[c]: ch for c, ch in channels.items()}, None
     else:
         pick, ppg_from = {}, None
         for c in df.columns:
             if c == tcol:
                 continue
-            ch = canonical(c)
+            ch = canonical(name_unit(c)[0])                # `ppg [a.u.]` -> ppg, `ACC X [mg]` -> acc_x
             while ch in pick.values():
                 ch += "_"
             pick[c] = ch
@@ -438,7 +505,7 @@ def read_csv(path, fs: float | None = None, time_column: str | None = None, time
     signals, units = {}, {}
     for col, ch in pick.items():
         x = numeric_column(df, col, where)
-        if (u := table.units.get(col)) is not None:                  # its units row: acc to g, else a label
+        if (u := table.units.get(col)) is not None:                  # its units row or name: acc to g, else a label
             units[ch] = u
             x = x * acc_to_g(u) if ch.startswith("acc") and acc_to_g(u) is not None else x
         signals[ch] = grid.spread(x) if grid is not None else x      # rows missing from the clock: NaN samples
