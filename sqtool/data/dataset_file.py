@@ -154,7 +154,8 @@ def acc_unit(unit: str, where: str) -> str:
 def acc_conversion(ds: "DatasetFile", row_units: dict[str, set] | None = None) -> list[dict]:
     """How `ds`'s acc_* channels become g, for `data inspect`: one entry per set of channels read alike, {"channels",
     "unit" (as declared, ACC_UNITS' key; g when not said), "gain", "offset", "to_g" (g per unit), "from"
-    ("units row" where the CSV's units row gave the unit the dataset file does not say)}: value = (column * gain +
+    ("CSV" where the CSV itself gave the unit the dataset file does not say: its units row or a unit in the column's
+    name)}: value = (column * gain +
     offset) * to_g. `row_units`: {channel: the ACC_UNITS keys its recordings' units rows gave} (`generic.acc_unit_of`
     of each Record.meta["units"] cell); where they differ between recordings, "unit" lists them and "to_g" is None
     (each recording read in its own). An NPZ without channels: its acc arrays by name, in g; a built-in layout:
@@ -167,7 +168,7 @@ def acc_conversion(ds: "DatasetFile", row_units: dict[str, set] | None = None) -
     for name, ch in ds.channels.items():
         if name.startswith("acc"):
             seen = (row_units or {}).get(name) if f"channels.{name}.unit" not in ds.units_said else None
-            unit = (ch.unit, "") if not seen else (" or ".join(sorted(seen)), "units row")
+            unit = (ch.unit, "") if not seen else (" or ".join(sorted(seen)), "CSV")
             groups.setdefault((*unit, float(ch.gain), float(ch.offset)), []).append(name)
     return [{"channels": names, "unit": unit, "gain": gain, "offset": offset, "to_g": ACC_UNITS.get(unit),
              **({"from": src} if src else {})} for (unit, src, gain, offset), names in groups.items()]

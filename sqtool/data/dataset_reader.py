@@ -571,7 +571,7 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
         s = streams.get(ch) or Stream(p, ds, cols, names, grid, n, start, rates, units=own.units)
         spec = channels[ch] = _units_row_unit(ds, ch, spec, s, units)
         signals[ch], fs[ch], said[ch] = _channel(s.view, ch, spec, s.cols, s.names, s.rates, s.grid, str(s.path))
-    check_acc_unit(ds, channels, signals, fs, where)
+    check_acc_unit(ds, channels, signals, fs, where, csv_units=units)
     row_fs = ds.fs or fs_t or own.fs or next(iter(fs.values()))      # the rate of the recording file's rows
     subject = _subject(ds, cols, names, rel, default_subject(ds, record_id), where)
     rec = Record(dataset=ds.name, subject=subject, record_id=record_id, signals=signals, fs=fs,
@@ -912,14 +912,16 @@ GRAVITY_BAND = (0.5, 2.0)           # g: the gravity a wrist accelerometer measu
 GRAVITY_WINDOW_S = 2.0              # s: the acc vector's mean over a window is gravity (motion averages out)
 
 
-def check_acc_unit(ds: DatasetFile, channels: dict, signals: dict, fs: dict, where: str) -> str | None:
+def check_acc_unit(ds: DatasetFile, channels: dict, signals: dict, fs: dict, where: str,
+                   csv_units: dict | None = None) -> str | None:
     """One 'sqtool: warning:' line (and the likely unit returned) when the gravity that acc_x/y/z measure, in g
     after conversion, is outside GRAVITY_BAND while another of ACC_UNITS would put it inside: about 9.8 said g
     is m/s^2, about 1 said m/s^2 is g, about 1000 said g is mg. Gravity: the median over 2 s windows of the
     norm of the window's mean acc vector (1.0 +- 0.15 g on every TROIKA and wrist_exercise recording, running
     included). Never refused: a sensor without gravity (linear acceleration) measures about 0 however much it
     moves, fits no unit and is no warning. One axis in another unit than the other two (`axis_unit_note`) is said
-    first, and then alone."""
+    first, and then alone. `csv_units`: {channel: unit as written} where the CSV itself says one (its units row or
+    column name): the fix named is there, not in the dataset file (whose `unit:` would then disagree with it)."""
     axes = ("acc_x", "acc_y", "acc_z")
     if not all(a in signals for a in axes) or len({len(signals[a]) for a in axes}) != 1 \
             or len({fs[a] for a in axes}) != 1:
@@ -933,7 +935,7 @@ def check_acc_unit(ds: DatasetFile, channels: dict, signals: dict, fs: dict, whe
     win = win[np.isfinite(win).all(axis=(1, 2))]      # windows holding a NaN sample say nothing
     if not len(win):
         return None
-    if axis_unit_note(ds, channels, win, where):      # one axis in another unit: said, not the three's unit
+    if axis_unit_note(ds, channels, win, where, csv_units):   # one axis in another unit: said, not the three's
         return None
     units = {channels[a].unit for a in axes}
     if len(units) != 1:
@@ -953,13 +955,28 @@ def check_acc_unit(ds: DatasetFile, channels: dict, signals: dict, fs: dict, whe
         in_g = "" if said == "g" else f" ({med:.3g} g)"          # 'as 3.72e+03 g', not 'as 3.72e+03 g (3.72e+03 g)'
         if likely is None:                        # no unit fits: raw counts (of a sensor without a unit here)
             warn(f"{where}: the accelerometer measures gravity as {raw:.3g} {said}{in_g}, which fits no unit: "
-                 f"raw sensor counts? give the acc channels gain: (g per count) in {ds.path.name}")
+                 f"raw sensor counts? give the acc channels gain: (g per count) in {ds.path.name}"
+                 + ("" if not _unit_from_csv(ds, axes, csv_units) else " and drop the unit its CSV writes"))
         else:
             warn(f"{where}: the accelerometer measures gravity as {raw:.3g} {said}, which looks like {likely}, not "
-                 f"{said} (gravity is 1 g = 9.81 m/s^2 = 1000 mg); set unit: {likely} on the acc channels in "
-                 f"{ds.path.name} if so (said for its first such recording; all: ds.report['acc_unit_suspect'])")
+                 f"{said} (gravity is 1 g = 9.81 m/s^2 = 1000 mg); {unit_fix(ds, axes, likely, csv_units)} if so "
+                 "(said for its first such recording; all: ds.report['acc_unit_suspect'])")
     seen.append(str(where))
     return likely
+
+
+def _unit_from_csv(ds: DatasetFile, axes, csv_units: dict | None) -> bool:
+    """Whether any of `axes` is read in a unit its CSV writes (units row, column name) and the dataset file does not."""
+    return any(a in (csv_units or {}) and f"channels.{a}.unit" not in ds.units_said for a in axes)
+
+
+def unit_fix(ds: DatasetFile, axes, unit: str, csv_units: dict | None) -> str:
+    """Where to say acc `axes` are in `unit`: the dataset file's `unit:`, or the CSV's own units row / column name
+    where the unit read came from there (a `unit:` beside it would disagree with it: one error line)."""
+    on = "the acc channels" if len(axes) == 3 else ", ".join(axes)
+    if _unit_from_csv(ds, axes, csv_units):
+        return f"write {unit} for {on} in the CSV (its units row or column name say otherwise)"
+    return f"set unit: {unit} on {on} in {ds.path.name}"
 
 
 AXIS_SCALES = (STANDARD_GRAVITY, 1 / STANDARD_GRAVITY)   # one axis in g read as m/s^2 (x 9.81 fits), or the reverse
@@ -972,14 +989,14 @@ AXIS_GRAVITY_GAIN = 4.0         # the spread of gravity's norm over 2 s windows 
 AXIS_SPREAD_FLOOR = 0.02        # a spread below 2 % is already steady: no evidence to gain
 
 
-def axis_unit_note(ds: DatasetFile, channels: dict, win: np.ndarray, where: str) -> bool:
+def axis_unit_note(ds: DatasetFile, channels: dict, win: np.ndarray, where: str, csv_units: dict | None = None) -> bool:
     """One 'sqtool: warning:' line (True) when one accelerometer axis of `win` ((W, n, 3) samples of 2 s windows, in
     g after conversion) reads about 9.81x off the other two: rescaled by 9.81 or 1/9.81 (AXIS_SCALES), gravity's norm
     lies in GRAVITY_BAND and that axis's motion matches the others' (AXIS_MOTION_BAND), and either its motion did not
     before or gravity's norm is AXIS_GRAVITY_GAIN times steadier. An axis in g among two in m/s^2 (a dataset.yaml
     mistake, or a device that writes them so) read with no word: the whole-vector check saw gravity at 1 g when
     another axis carried it, or named all three. Once per dataset file, as that check: the rest counted in
-    ds.report["acc_axis_unit_suspect"]."""
+    ds.report["acc_axis_unit_suspect"]. `csv_units`: as `check_acc_unit`'s."""
     axes = ("acc_x", "acc_y", "acc_z")
     lo, hi = GRAVITY_BAND
 
@@ -1011,7 +1028,7 @@ def axis_unit_note(ds: DatasetFile, channels: dict, win: np.ndarray, where: str)
         said = channels[axes[i]].unit
         unit = next((u for u, c in ACC_UNITS.items() if abs(np.log(c / (ACC_UNITS[said] * k))) < 0.01), None)
         rest = [a for a in axes if a != axes[i]]
-        fix = (f"set unit: {unit} on {axes[i]}" if unit else f"give {axes[i]} gain: {k:.6g}") + f" in {ds.path.name}"
+        fix = unit_fix(ds, (axes[i],), unit, csv_units) if unit else f"give {axes[i]} gain: {k:.6g} in {ds.path.name}"
         warn(f"{where}: {axes[i]} reads about {'1/' if k > 1 else ''}{STANDARD_GRAVITY:.2f} the scale of {rest[0]} "
              f"and {rest[1]} (its motion {before:.2g}x theirs; read as {unit or f'x{k:.4g}'} instead of {said}: "
              f"{after:.2g}x, and gravity a steady {med:.2f} g): {fix} if so (said for its first such recording; all: "

@@ -162,12 +162,12 @@ def test_data_inspect_says_the_accelerometer_unit_its_units_rows_gave(tmp_path, 
         "acc_x}}\nsubject: {pattern: '^(?P<subject>s\\d+)_'}\n")
     assert main(["data", "inspect", "--data", str(tmp_path / "dataset.yaml")]) == 0
     line = next(ln for ln in capsys.readouterr().out.splitlines() if "accelerometer:" in ln)
-    assert line.strip() == "accelerometer: acc_x: value in mg (its units row), / 1000 -> g", line
+    assert line.strip() == "accelerometer: acc_x: value in mg (as its CSV writes it), / 1000 -> g", line
     (tmp_path / "s1_walk" / "acc.csv").write_text("time,acc_x\ns,m/s^2\n" + "".join(
         f"{t:.6f},{a * 9.80665:.6f}\n" for t, a in zip(T, ACC)))
     assert main(["data", "inspect", "--data", str(tmp_path / "dataset.yaml")]) == 0
     line = next(ln for ln in capsys.readouterr().out.splitlines() if "accelerometer:" in ln)
-    assert line.strip() == "accelerometer: acc_x: value in m/s^2 or mg (its units row), each recording's -> g", line
+    assert line.strip() == "accelerometer: acc_x: value in m/s^2 or mg (as its CSV writes it), each recording's -> g", line
 
 
 # A unit written at the end of a column's name, as device and lab exports write it: (the header, the time column's
@@ -276,3 +276,20 @@ def test_a_parenthesised_word_that_is_no_unit_stays_in_the_name(tmp_path):
                                            "channels: {ppg: ppg, acc_x: acc_x}\n")
     with pytest.raises(SqtoolError, match=r"channel 'ppg': column 'ppg' missing \(has time, ppg \(green\)"):
         next(iter_records(tmp_path / "dataset.yaml"))
+
+
+def test_an_acc_unit_its_csv_writes_wrong_is_fixed_in_the_csv_not_the_dataset_file(tmp_path, capsys):
+    """A units row saying m/s^2 over an accelerometer in g (gravity reads 0.1 g): the warning names the CSV as where
+    to write g. It said `set unit: g on the acc channels in dataset.yaml`, which then disagrees with the units row
+    (one error line) instead of fixing anything."""
+    rng = np.random.default_rng(0)
+    acc = np.c_[0.1 * rng.standard_normal(N), 0.1 * rng.standard_normal(N), 1 + 0.1 * rng.standard_normal(N)]  # g
+    (tmp_path / "rec.csv").write_text("time,ppg,ax,ay,az\ns,a.u.,m/s^2,m/s^2,m/s^2\n" + "".join(
+        f"{t:.6f},{p:.4f},{x:.5f},{y:.5f},{z:.5f}\n" for t, p, (x, y, z) in zip(T, PPG, acc)))
+    (tmp_path / "dataset.yaml").write_text("format: csv\nfiles: rec.csv\ntime_column: time\n"
+                                           "channels: {ppg: ppg, acc_x: ax, acc_y: ay, acc_z: az}\n")
+    capsys.readouterr()
+    next(iter_records(tmp_path / "dataset.yaml"))
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "gravity" in ln]
+    assert len(err) == 1 and "looks like g, not m/s^2" in err[0], err
+    assert "write g for the acc channels in the CSV (its units row or column name say otherwise) if so" in err[0], err

@@ -341,6 +341,6 @@ def acc_text(groups: list[dict]) -> str:
         raw = "value" + (f" x {g['gain']:g}" if g["gain"] != 1 else "") + (f" + {g['offset']:g}" if g["offset"] else "")
         to_g = ("each recording's -> g" if g["to_g"] is None else "not converted" if g["to_g"] == 1
                 else f"/ {1 / g['to_g']:.6g} -> g")
-        unit = g["unit"] + (f" (its {g['from']})" if g.get("from") else "")
+        unit = g["unit"] + (" (as its CSV writes it)" if g.get("from") == "CSV" else "")
         parts.append(f"{', '.join(g['channels'])}: {raw} in {unit}, {to_g}")
     return "; ".join(parts)
