@@ -1253,22 +1253,51 @@ def run_time_domain(art, prep: dict, work: Path,
         y = np.concatenate(network_blocks(rt.run_batch, windows_let_go(recs)))   # (N, outputs)
     y = np.asarray(y, np.float64)
     y = y.reshape(len(y), -1)                                               # (N, outputs) in units
-    outputs = list(md.get("outputs") or [])
-    cols = output_columns(outputs, list(md.get("units") or []))
-    tracked = md.get("task") == "hr" and R.HR_OUTPUT in [c for c, _, _ in cols]       # by name, in any column
+    table = TdColumns.of(md)
     outs, a = [], 0
     for r in recs:
         b = a + len(r.t0)
-        o = {c: (sigmoid(y[a:b, j]) if prob else y[a:b, j]) for j, (c, _, prob) in enumerate(cols)}
-        o["flagged"] = (np.asarray(r.flagged) >= MAX_FLAGGED).astype(int)      # the tracker's dropout rule
-        if tracked:                                                            # the bench's tracker, gate on
-            o["hr_tracked_bpm"] = track(o["hr_bpm"], tracker_ok(y[a:b], r.flagged, outputs, quality_gate=True))
-        outs.append(o)
+        outs.append(table.windows(y[a:b], r.flagged, table.tracker()))
         a = b
-    columns = {c: what for c, what, _ in cols}
-    if tracked:
-        columns = {"hr_bpm": "heart rate the network reads in the window (BPM)",
-                   "hr_tracked_bpm": "hr_bpm tracked over the recording (sqtool bench's tracker" +
-                   (", windows with p_quality <= 0.5 skipped)" if "p_quality" in columns else ")"),
-                   **{k: v for k, v in columns.items() if k != "hr_bpm"}}
-    return outs, _firmware(rt, name), columns
+    return outs, _firmware(rt, name), table.columns
+
+
+@dataclass
+class TdColumns:
+    """A time-domain model's CSV columns (`output_columns` of its outputs, hr_tracked_bpm for a heart-rate model)
+    and how a run of one recording's consecutive windows fills them (`windows`): predict's per recording, and
+    `sqtool.api.TaskStream`'s chunk by chunk, one tracker carried over the chunks."""
+    outputs: list[str]             # the model's outputs, in order (`runtimes.resp_view`'s for rr_spec)
+    cols: list                     # (CSV column, what, is a probability) per output (`output_columns`)
+    columns: dict                  # CSV column -> what it holds, in the CSV's order (flagged not included)
+    tracked: bool                  # a heart-rate model: hr_tracked_bpm, the bench's tracker over hr_bpm
+
+    @classmethod
+    def of(cls, md: dict) -> "TdColumns":
+        from sqtool.firmware_bench.runtimes import HR_OUTPUT
+        outputs = list(md.get("outputs") or [])
+        cols = output_columns(outputs, list(md.get("units") or []))
+        tracked = md.get("task") == "hr" and HR_OUTPUT in [c for c, _, _ in cols]       # by name, in any column
+        columns = {c: what for c, what, _ in cols}
+        if tracked:
+            columns = {"hr_bpm": "heart rate the network reads in the window (BPM)",
+                       "hr_tracked_bpm": "hr_bpm tracked over the recording (sqtool bench's tracker" +
+                       (", windows with p_quality <= 0.5 skipped)" if "p_quality" in columns else ")"),
+                       **{k: v for k, v in columns.items() if k != "hr_bpm"}}
+        return cls(outputs, cols, columns, tracked)
+
+    def tracker(self):
+        """A fresh tracker for a recording's hr_tracked_bpm (None: the model has none)."""
+        from sqtool.data.hr_tracker import HrTracker
+        return HrTracker() if self.tracked else None
+
+    def windows(self, y: np.ndarray, flagged: np.ndarray, tracker=None) -> dict:
+        """y (W, outputs) the network's outputs in units of W consecutive windows of one recording, flagged (W,)
+        their dropout shares -> {column: (W,)}: the outputs (a logit as its probability), flagged (the tracker's
+        dropout rule), hr_tracked_bpm stepped on `tracker` (the recording's, carried over its runs of windows)."""
+        o = {c: (sigmoid(y[:, j]) if prob else y[:, j]) for j, (c, _, prob) in enumerate(self.cols)}
+        o["flagged"] = (np.asarray(flagged) >= MAX_FLAGGED).astype(int)      # the tracker's dropout rule
+        if self.tracked:                                                     # the bench's tracker, gate on
+            o["hr_tracked_bpm"] = track(o["hr_bpm"], tracker_ok(y, flagged, self.outputs, quality_gate=True),
+                                        tracker=tracker)
+        return o
