@@ -646,8 +646,11 @@ class TaskStream:
         try:
             self.windows = WindowStream(self.spec, self.fs)
         except SqtoolError as e:                                        # the rate: Nyquist, ratio, whole samples
-            raise SqtoolError(f"{self.where}: fs {self.fs:g} Hz: {str(e).removeprefix('stream: ')}; give the "
-                              f"device's own rate at {self.spec.fs:g} Hz or one the model resamples from") from None
+            why = str(e).removeprefix("stream: ")
+            fix = (" (predict resamples such a recording to whole Hz over all of it, which a stream cannot): resample "
+                   "it to a whole-Hz rate on the device" if why.startswith(f"{self.spec.window_s:g} s /") else "")
+            raise SqtoolError(f"{self.where}: fs {self.fs:g} Hz: {why}{fix}; at the model's own {self.spec.fs:g} Hz "
+                              "a device streams as is") from None
         self.tracker = self.table.tracker()
         self.held: list[np.ndarray] | None = []                         # the raw chunks until the first window
         self.closed = self.finished = False
@@ -724,6 +727,9 @@ class TaskStream:
             with self.model._lock:                                      # the runtime: one call at a time
                 rt = built_runtime(self.model._art, self.runtime, self.model._work(), self.model._runners)
                 y = rt.run_batch(np.stack([w.x for w in wins]))         # (W, C, T) -> (W, outputs) in units
+                for r in (rt, getattr(rt, "inner", None)):              # a window's latency each (bench's):
+                    if r is not None:                                   # a list a week long, let go
+                        r.latencies_s.clear()
             y = np.asarray(y, np.float64).reshape(len(wins), -1)
         else:
             y = np.zeros((0, len(self.table.outputs)))
