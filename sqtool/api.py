@@ -544,10 +544,10 @@ class TaskModel(_Built):
     """Any other export (a time-domain model of any task: af, rr, bp, quality, hr, a custom label; rr_spec, af_beats),
     loaded once; `predict` on arrays as many times as wanted. Use `sqtool.load_model`."""
 
-    def __init__(self, export_dir, runtime: str = ""):
+    def __init__(self, export_dir, runtime: str = "", filter: str = ""):
         from sqtool.firmware_bench.predict import PredictConfig, load_export
-        art = _artifacts(export_dir)
-        self._cfg = PredictConfig(model=str(art.export_dir), runtime=runtime, progress=False)
+        art = _artifacts(export_dir)                  # filter: predict's --filter ('' = as the model was trained)
+        self._cfg = PredictConfig(model=str(art.export_dir), runtime=runtime, filter=filter, progress=False)
         try:                                          # predict's checks: filter default, runtime name, task
             self._art, md, spectral = load_export(self._cfg, art)
         except SqtoolError as e:
@@ -639,6 +639,7 @@ class TaskStream:
         self.table = P.TdColumns.of(resp_view(md))
         self.tile = md.get("short_records") == "tile"
         self.reset()                                                    # a rate the model cannot take: one line
+        self.columns = tuple(self._rows([]).columns)                    # its rows' columns, in predict's order
 
     def reset(self) -> None:
         """Start over: a fresh stream, the next sample counted as the stream's first."""

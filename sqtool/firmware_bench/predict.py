@@ -190,7 +190,8 @@ class PredictConfig:
                                                     "format: edf), a dataset folder "
                                                     "or name, 'synthetic' (the embedded "
                                                     "wrist PPG with known HR that bench reads), or - (stdin: a live "
-                                                    "device's CSV rows, a header first; with --fs and fixed --gains)",
+                                                    "device's CSV rows, a header first; with --fs, and fixed --gains "
+                                                    "for a spectral heart-rate export)",
                                             "required": True})
     runtime: str = field(default="", metadata={"help": "c_pipeline | c | tflite (or litert) | tflm | onnx (int8; "
                                                        "onnx_float: the float ONNX) | torch | "
@@ -522,10 +523,8 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     gains = parse_gains(cfg.gains)                 # a wrong --gains: one line before the data
     if spectral:
         check_gains_count(gains, cfg.gains, md)
-    if not spectral and gains != "robust":         # its stream normalises each window: no device gains to set
-        raise SqtoolError(f"--gains {cfg.gains}: {art.export_dir} is a time-domain model, whose stream normalises "
-                          "each window itself (the model's contract): the scale of the samples does not reach "
-                          "it; --gains is for spectral heart-rate models", code=2)
+    if not spectral:                               # its stream normalises each window: no device gains to set
+        time_domain_gains(gains, cfg.gains, art)
     if records is None and cfg.data != "-" and cfg.fs is not None:   # it was read nowhere: never silently
         raise SqtoolError(f"--fs {cfg.fs:g} is the rate of --data - (stdin) rows; a file's rate comes from its time "
                           "column or its own header (NPZ fs, WFDB, EDF, E4), or a dataset.yaml's fs: for a CSV "
@@ -631,11 +630,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
                                        "quiet: off the wrist): hr_bpm, lo_bpm, hi_bpm and confidence are the "
                                        "decoder's prediction only, no reading (held a few minutes, then drifting "
                                        "to the middle of the grid); filter on flagged == 0; the medians leave "
-                                       "these windows out" if spectral else
-                                       f"1 = {100 * MAX_FLAGGED:g} % or more of the window's samples were dropouts "
-                                       "(held at the last good sample)" +
-                                       ("; hr_tracked_bpm holds there" if "hr_tracked_bpm" in columns else "") +
-                                       "; the medians leave these windows out"),
+                                       "these windows out" if spectral else flagged_note(columns)),
                            "no_pulse": NO_PULSE_NOTE,
                            "truth_bpm": "reference HR (labelled data only)",
                            **{f"truth_{k}": f"reference {k} (labelled data only: the recording's '{lab}' label per "
@@ -782,6 +777,21 @@ def tiled_line(tiled: list[dict], window_s: float) -> str:
     return (f"note: {len(tiled)} recording{'s' if len(tiled) > 1 else ''} shorter than the {window_s:g} s window "
             f"tiled to it (repeated end to end, one window each, as the model's training data were: metadata "
             f"short_records 'tile'; e.g. {e})")
+
+
+def flagged_note(columns: dict) -> str:
+    """What a time-domain model's flagged column says (summary.json "columns"), its columns `columns`."""
+    return (f"1 = {100 * MAX_FLAGGED:g} % or more of the window's samples were dropouts (held at the last good sample)"
+            + ("; hr_tracked_bpm holds there" if "hr_tracked_bpm" in columns else "")
+            + "; the medians leave these windows out")
+
+
+def time_domain_gains(gains, text: str, art) -> None:
+    """One line (a usage error) for fixed --gains on a time-domain export: its stream normalises each window."""
+    if gains != "robust":
+        raise SqtoolError(f"--gains {text}: {art.export_dir} is a time-domain model, whose stream normalises "
+                          "each window itself (the model's contract): the scale of the samples does not reach "
+                          "it; --gains is for spectral heart-rate models", code=2)
 
 
 def output_values(o: dict, columns: dict) -> dict:
