@@ -30,6 +30,14 @@ network on the runtime, built once per model):
     model = sqtool.load_model("runs/export/<af run>")
     res = model.predict(ppg, fs=125.0)                      # acc too where the model reads it (model.needs_acc)
     res.t_end_s, res.p_af, res.flagged                      # predict's CSV columns (res.columns), (W,) float64
+
+    with model.stream(fs=125.0) as s:                       # a live device (TaskStream): the window, not the history
+        for ppg_chunk in chunks:                            # any sizes; NaN = gaps; acc at fs where the model reads it
+            res = s.push(ppg_chunk)                         # the rows of the windows this chunk completed
+        res = s.finish()                                    # the end: the last ones (the band-pass's look-ahead)
+
+`TaskModel.stream` is predict's own window stream (`firmware_bench.stream.WindowStream`) and columns
+(`predict.TdColumns`): whatever the chunks, its rows are `predict`'s on the whole recording, to the bit.
 """
 from __future__ import annotations
 
@@ -667,6 +675,12 @@ class TaskStream:
         self.windows = self.held = None
         self.closed = True
 
+    def _open(self, where: str) -> None:
+        """One line when the stream is closed or finished."""
+        if self.closed or self.finished:
+            raise SqtoolError(f"{where}: the stream is " + ("closed (TaskModel.stream(...) opens another)"
+                              if self.closed else "finished (reset() starts the next recording)"))
+
     def _chunk(self, ppg, acc) -> np.ndarray:
         """ppg (n,) or (n, S), acc (n, 3) or None -> (C, n) float64 rows in the model's channel order, or one line
         naming what is wrong."""
@@ -695,9 +709,7 @@ class TaskStream:
         """The next chunk: ppg (n,) or (n, S) (the model's S PPG columns: `model.sensors`, in that order), acc (n, 3)
         x, y, z at the same rate where the model reads it (else None); NaN samples are gaps. Returns the rows of the
         windows this chunk completed (possibly none), t_end_s counted from the stream's first sample."""
-        if self.closed or self.finished:
-            raise SqtoolError("TaskStream.push: the stream is " + ("closed (TaskModel.stream(...) opens another)"
-                              if self.closed else "finished (reset() starts the next recording)"))
+        self._open("TaskStream.push")
         x = self._chunk(ppg, acc)                                       # (C, n) in spec.channels order
         if self.held is not None:                                       # until the first window: a short recording
             self.held.append(x)                                         # is predict's to tile at finish
@@ -707,8 +719,7 @@ class TaskStream:
         """The end of the recording: the rows of its last windows (the band-pass's look-ahead cut at the end, the
         resampler's tail zero-padded, as predict); a recording shorter than one window: predict's row of it (a model
         that tiles such recordings, see the class) or none. The stream then takes no more chunks (reset())."""
-        if self.closed or self.finished:
-            return self.push(None)                                      # the same one line
+        self._open("TaskStream.finish")
         self.finished = True
         rows = self._rows(self.windows.finish())
         held, self.held = self.held, None

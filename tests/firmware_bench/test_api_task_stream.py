@@ -83,6 +83,8 @@ def test_rows_come_as_the_windows_complete_and_finish_gives_the_last(students):
         with pytest.raises(SqtoolError, match=r"^TaskStream.push: the stream is finished \(reset\(\) starts the next "
                                               r"recording\)$"):
             s.push(ppg[:10])
+        with pytest.raises(SqtoolError, match=r"^TaskStream.finish: the stream is finished"):
+            s.finish()
         s.reset()
         again = [s.push(ppg[a:b]) for a, b in chunked(len(ppg), [333])] + [s.finish()]
     assert np.array_equal(np.concatenate([r.p_af for r in again]), want.p_af)

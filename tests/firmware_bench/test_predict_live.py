@@ -177,6 +177,15 @@ def test_stdin_rows_through_a_time_domain_export_are_predicts(export_dir, wrist,
     assert s["task"] == "hr" and s["runtime"] == ref.runtime and s["filter"] == "window" and "gains" not in s
     assert r["windows"] == len(ref) == 17 and r["flagged_windows"] == int(ref.flagged.sum()) > 0
     assert list(s["columns"]) == ["time_s", *ref.columns]
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(rows_csv(x, fs, ("ppg", "acc_x", "acc_y",
+                                                                                    "acc_z")).encode())))
+    assert main(["predict", "--model", str(export_dir), "--data", "-", "--fs", "125", "--filter", "causal", "--out",
+                 str(tmp_path / "c")]) == 0                              # --filter reaches the stream, as predict's
+    causal = sqtool.api.TaskModel(export_dir, filter="causal")
+    got = [ln.split(",")[1] for ln in capsys.readouterr().out.splitlines()[1:]]
+    assert got == [csv_cell("hr_bpm", v) for v in causal.predict(x[:, 0], x[:, 1:], fs=fs).hr_bpm] != \
+        [csv_cell("hr_bpm", v) for v in ref.hr_bpm]
+    causal.close()
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"ppg,acc_x\n1,2\n")))
     assert main(["predict", "--model", str(export_dir), "--data", "-", "--fs", "125", "--out", str(tmp_path / "q")]) == 1
     err = capsys.readouterr().err.strip()
