@@ -661,7 +661,8 @@ class TaskStream:
             raise SqtoolError(f"{self.where}: fs {self.fs:g} Hz: {why}{fix}; at the model's own {self.spec.fs:g} Hz "
                               "a device streams as is") from None
         self.tracker = self.table.tracker()
-        self.held: list[np.ndarray] | None = []                         # the raw chunks until the first window
+        self.held: list[np.ndarray] | None = [] if self.tile else None  # a tiling model's raw chunks until the
+                                                                        # first window (a short recording's)
         self.closed = self.finished = False
 
     def __enter__(self) -> "TaskStream":
@@ -723,7 +724,7 @@ class TaskStream:
         self.finished = True
         rows = self._rows(self.windows.finish())
         held, self.held = self.held, None
-        if len(rows) or not held or not self.tile:
+        if len(rows) or not held:
             return rows
         x = np.concatenate(held, axis=1)                                # (C, n) less than one window
         if not np.isfinite(x).any():
