@@ -2,7 +2,7 @@
 
 Python API (README "Python API"): `sqtool.load_model(export_dir) -> HrModel`, `HrModel.predict(ppg, acc, fs) ->
 HrResult`, `HrModel.stream(fs) -> HrStream`; any other export -> TaskModel, `TaskModel.predict(ppg, acc, fs) ->
-TaskResult` (`sqtool.api`). Loaded on first use: `import sqtool` imports neither numpy nor torch.
+TaskResult`, `TaskModel.stream(fs) -> TaskStream` (`sqtool.api`). Loaded on first use: `import sqtool` imports neither numpy nor torch.
 """
 import os as _os
 
@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 # user said otherwise (README "Environment").
 _os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
-_API = ("load_model", "HrModel", "HrResult", "HrStream", "TaskModel", "TaskResult")
+_API = ("load_model", "HrModel", "HrResult", "HrStream", "TaskModel", "TaskResult", "TaskStream")
 __all__ = ["__version__", *_API]
 
 

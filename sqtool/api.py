@@ -30,6 +30,14 @@ network on the runtime, built once per model):
     model = sqtool.load_model("runs/export/<af run>")
     res = model.predict(ppg, fs=125.0)                      # acc too where the model reads it (model.needs_acc)
     res.t_end_s, res.p_af, res.flagged                      # predict's CSV columns (res.columns), (W,) float64
+
+    with model.stream(fs=125.0) as s:                       # a live device (TaskStream): the window, not the history
+        for ppg_chunk in chunks:                            # any sizes; NaN = gaps; acc at fs where the model reads it
+            res = s.push(ppg_chunk)                         # the rows of the windows this chunk completed
+        res = s.finish()                                    # the end: the last ones (the band-pass's look-ahead)
+
+`TaskModel.stream` is predict's own window stream (`firmware_bench.stream.WindowStream`) and columns
+(`predict.TdColumns`): whatever the chunks, its rows are `predict`'s on the whole recording, to the bit.
 """
 from __future__ import annotations
 
@@ -544,10 +552,10 @@ class TaskModel(_Built):
     """Any other export (a time-domain model of any task: af, rr, bp, quality, hr, a custom label; rr_spec, af_beats),
     loaded once; `predict` on arrays as many times as wanted. Use `sqtool.load_model`."""
 
-    def __init__(self, export_dir, runtime: str = ""):
+    def __init__(self, export_dir, runtime: str = "", filter: str = ""):
         from sqtool.firmware_bench.predict import PredictConfig, load_export
-        art = _artifacts(export_dir)
-        self._cfg = PredictConfig(model=str(art.export_dir), runtime=runtime, progress=False)
+        art = _artifacts(export_dir)                  # filter: predict's --filter ('' = as the model was trained)
+        self._cfg = PredictConfig(model=str(art.export_dir), runtime=runtime, filter=filter, progress=False)
         try:                                          # predict's checks: filter default, runtime name, task
             self._art, md, spectral = load_export(self._cfg, art)
         except SqtoolError as e:
@@ -576,9 +584,171 @@ class TaskModel(_Built):
         with self._lock, warnings.catch_warnings():    # predict's own path, one recording; filters as found
             prep = P.prepare_time_domain(self._cfg, self._art, [P.checked_record(rec)])
             outs, _, columns = P.run_time_domain(self._art, prep, self._work(), self._runners)
-        cols = {k: _frozen(v) for k, v in P.output_values(outs[0], columns).items()}
-        return TaskResult(t_end_s=_frozen(prep["recs"][0].t0 + self.window_s), columns=MappingProxyType(cols),
-                          model_sha256=self.model_sha256, runtime=prep["runtime"])
+        return self._result(prep["recs"][0].t0 + self.window_s, outs[0], columns, prep["runtime"])
+
+    def _result(self, t_end_s, o: dict, columns: dict, runtime: str) -> TaskResult:
+        """A TaskResult of windows ending at t_end_s with predict's columns `o` (run_time_domain's, one recording's)."""
+        from sqtool.firmware_bench.predict import output_values
+        cols = {k: _frozen(v) for k, v in output_values(o, columns).items()}
+        return TaskResult(t_end_s=_frozen(t_end_s), columns=MappingProxyType(cols), model_sha256=self.model_sha256,
+                          runtime=runtime)
+
+    def stream(self, fs, acc_fs=None) -> "TaskStream":
+        """A live stream of one device at fs Hz: `TaskStream.push(ppg, acc)` chunk by chunk, each window's outputs
+        as soon as the model's band-pass has what it needs (the "window" filter's look-ahead: seconds after the
+        window's last sample), `finish()` at the end of the recording for the last ones. The rows of every push and
+        finish, concatenated, are `predict(...)`'s on the whole recording, to the bit, whatever the chunks.
+        acc_fs: the accelerometer's rate, for a model reading it only fs (see TaskStream)."""
+        return TaskStream(self, fs, acc_fs)
+
+
+class TaskStream:
+    """One device's live stream through a TaskModel (`TaskModel.stream`): `push` chunks of any size as they arrive,
+    get the rows (a TaskResult) of the windows each completes; `finish()` at the end of the recording gives the
+    last ones, whose band-pass look-ahead ran past its end. It holds the stream's state only (the window, the
+    band-pass's context, the resampler's taps, the tracker: `firmware_bench.stream.WindowStream`), never the
+    history: memory stays flat over a week.
+
+    It is predict's own stream: `prepare_time_domain` replays a recording through the same `WindowStream` (dropout
+    repair, the streaming polyphase resampler to the model's rate, the band-pass, the per-window normalisation), the
+    network runs window by window on the model's runtime, and `predict.TdColumns` turns its outputs into the CSV's
+    columns (a heart-rate model's tracker carried over the chunks). So the rows equal `TaskModel.predict` on the
+    whole recording (np.array_equal, every column and t_end_s), with two limits where predict reads the whole
+    recording, which a stream cannot:
+      - the accelerometer at the PPG's rate fs only: predict resamples one at its own rate over the whole recording
+        (its mean removed first, gaps interpolated across), so acc_fs other than fs is refused for a model reading
+        it (resample it to fs on the device); the PPG itself may come at any rate the model takes;
+      - a recording shorter than one window: `finish()` gives predict's row for it (a model whose training tiled
+        short recordings, metadata short_records "tile": af, quality, bp) from the samples it held, else none (predict
+        refuses it).
+    Runtimes: the model's (`load_model(..., runtime)`) but the MCU's (QEMU starts once a call) and c_window's (fed
+    whole recordings)."""
+
+    def __init__(self, model: TaskModel, fs, acc_fs=None):
+        from sqtool.firmware_bench import predict as P
+        from sqtool.firmware_bench.runtimes import feeds_records, resp_view
+        from sqtool.firmware_bench.stream import StreamSpec
+        where = "TaskModel.stream"
+        self.fs = _rate("fs", fs, where)
+        self.acc_fs = self.fs if acc_fs is None else _rate("acc_fs", acc_fs, where)
+        if self.acc_fs != self.fs and model.needs_acc:
+            raise SqtoolError(f"{where}: acc_fs {self.acc_fs:g} Hz differs from fs {self.fs:g} Hz: predict resamples "
+                              "such an accelerometer over the whole recording, which a stream cannot match; resample "
+                              f"acc to {self.fs:g} Hz on the device and push it beside the PPG, one row per sample")
+        md = model._art.metadata
+        self.model, self.where = model, where
+        self.spec = StreamSpec.from_model_cfg(resp_view(md), filter=model._cfg.filter)
+        self.runtime, _ = P.time_domain_runtime(model._cfg, model._art)
+        if feeds_records(self.runtime) or self.runtime.startswith("mcu_"):
+            raise SqtoolError(f"{where}: runtime {self.runtime} does not stream ("
+                              + ("it is fed whole recordings" if feeds_records(self.runtime) else
+                                 "its QEMU starts once a call") + "): load_model(export, runtime='c') (or tflite, "
+                              "onnx, torch)")
+        self.table = P.TdColumns.of(resp_view(md))
+        self.tile = md.get("short_records") == "tile"
+        self.reset()                                                    # a rate the model cannot take: one line
+        self.columns = tuple(self._rows([]).columns)                    # its rows' columns, in predict's order
+
+    def reset(self) -> None:
+        """Start over: a fresh stream, the next sample counted as the stream's first."""
+        from sqtool.firmware_bench.stream import WindowStream
+        try:
+            self.windows = WindowStream(self.spec, self.fs)
+        except SqtoolError as e:                                        # the rate: Nyquist, ratio, whole samples
+            why = str(e).removeprefix("stream: ")
+            fix = (" (predict resamples such a recording to whole Hz over all of it, which a stream cannot): resample "
+                   "it to a whole-Hz rate on the device" if why.startswith(f"{self.spec.window_s:g} s /") else "")
+            raise SqtoolError(f"{self.where}: fs {self.fs:g} Hz: {why}{fix}; at the model's own {self.spec.fs:g} Hz "
+                              "a device streams as is") from None
+        self.tracker = self.table.tracker()
+        self.held: list[np.ndarray] | None = [] if self.tile else None  # a tiling model's raw chunks until the
+                                                                        # first window (a short recording's)
+        self.closed = self.finished = False
+
+    def __enter__(self) -> "TaskStream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Let the stream's state go; a push after it is one line."""
+        self.windows = self.held = None
+        self.closed = True
+
+    def _open(self, where: str) -> None:
+        """One line when the stream is closed or finished."""
+        if self.closed or self.finished:
+            raise SqtoolError(f"{where}: the stream is " + ("closed (TaskModel.stream(...) opens another)"
+                              if self.closed else "finished (reset() starts the next recording)"))
+
+    def _chunk(self, ppg, acc) -> np.ndarray:
+        """ppg (n,) or (n, S), acc (n, 3) or None -> (C, n) float64 rows in the model's channel order, or one line
+        naming what is wrong."""
+        where, sensors = "TaskStream.push", self.model.sensors
+        ppg = _samples("ppg", ppg, where, empty=True)
+        ppg = ppg[:, None] if ppg.ndim == 1 else ppg
+        if ppg.ndim != 2 or ppg.shape[1] != len(sensors):
+            raise SqtoolError(f"{where}: ppg must be (n,) or (n, S) for the model's S = {len(sensors)} sensor "
+                              f"column(s) ({', '.join(sensors)}), got shape {ppg.shape}"
+                              + (" (channels-first? pass ppg.T)" if ppg.ndim == 2 and ppg.shape[0] == len(sensors)
+                                 else ""))
+        n = ppg.shape[0]
+        rows = dict(zip(sensors, ppg.T))
+        if acc is None and self.model.needs_acc:
+            raise SqtoolError(f"{where}: this model reads the accelerometer: pass acc, ({n}, 3) x, y, z in g")
+        if acc is not None:
+            acc = _samples("acc", acc, where, empty=True)
+            if acc.ndim != 2 or acc.shape[1] != 3 or (self.acc_fs == self.fs and acc.shape[0] != n):
+                hint = " (channels-first? pass acc.T)" if acc.ndim == 2 and acc.shape[0] == 3 else ""
+                raise SqtoolError(f"{where}: acc must be ({n}, 3), x, y, z for the chunk's {n} ppg samples, got "
+                                  f"shape {acc.shape}{hint}")
+            rows.update({f"acc_{a}": acc[:, j] for j, a in enumerate("xyz")})
+        return np.array([rows[c] for c in self.spec.channels], np.float64).reshape(len(self.spec.channels), n)
+
+    def push(self, ppg, acc=None) -> TaskResult:
+        """The next chunk: ppg (n,) or (n, S) (the model's S PPG columns: `model.sensors`, in that order), acc (n, 3)
+        x, y, z at the same rate where the model reads it (else None); NaN samples are gaps. Returns the rows of the
+        windows this chunk completed (possibly none), t_end_s counted from the stream's first sample."""
+        self._open("TaskStream.push")
+        x = self._chunk(ppg, acc)                                       # (C, n) in spec.channels order
+        if self.held is not None:                                       # until the first window: a short recording
+            self.held.append(x)                                         # is predict's to tile at finish
+        return self._rows(self.windows.push(x))
+
+    def finish(self) -> TaskResult:
+        """The end of the recording: the rows of its last windows (the band-pass's look-ahead cut at the end, the
+        resampler's tail zero-padded, as predict); a recording shorter than one window: predict's row of it (a model
+        that tiles such recordings, see the class) or none. The stream then takes no more chunks (reset())."""
+        self._open("TaskStream.finish")
+        self.finished = True
+        rows = self._rows(self.windows.finish())
+        held, self.held = self.held, None
+        if len(rows) or not held:
+            return rows
+        x = np.concatenate(held, axis=1)                                # (C, n) less than one window
+        if not np.isfinite(x).any():
+            return rows
+        acc = x[[self.spec.channels.index(f"acc_{a}") for a in "xyz"]].T if self.model.needs_acc else None
+        return self.model.predict(x[[self.spec.channels.index(c) for c in self.model.sensors]].T, acc, fs=self.fs)
+
+    def _rows(self, wins: list) -> TaskResult:
+        """The TaskResult of the windows the stream emitted: the network window by window, predict's columns."""
+        from sqtool.firmware_bench.predict import built_runtime
+        if wins:
+            self.held = None                                            # a window: no longer a short recording
+            with self.model._lock:                                      # the runtime: one call at a time
+                rt = built_runtime(self.model._art, self.runtime, self.model._work(), self.model._runners)
+                y = rt.run_batch(np.stack([w.x for w in wins]))         # (W, C, T) -> (W, outputs) in units
+                for r in (rt, getattr(rt, "inner", None)):              # a window's latency each (bench's):
+                    if r is not None:                                   # a list a week long, let go
+                        r.latencies_s.clear()
+            y = np.asarray(y, np.float64).reshape(len(wins), -1)
+        else:
+            y = np.zeros((0, len(self.table.outputs)))
+        o = self.table.windows(y, np.array([w.flagged for w in wins], np.float64), self.tracker)
+        t_end = np.array([w.t0 for w in wins], np.float64) + self.model.window_s
+        return self.model._result(t_end, o, self.table.columns, self.runtime)
 
 
 def load_model(export_dir, runtime: str = "") -> HrModel | TaskModel:
@@ -592,4 +762,4 @@ def load_model(export_dir, runtime: str = "") -> HrModel | TaskModel:
     return (HrModel if _spectral_hr(art) else TaskModel)(art, runtime)
 
 
-__all__ = ["load_model", "HrModel", "HrResult", "HrStream", "TaskModel", "TaskResult"]
+__all__ = ["load_model", "HrModel", "HrResult", "HrStream", "TaskModel", "TaskResult", "TaskStream"]

@@ -68,9 +68,11 @@ class HrTracker:
         return self.state
 
 
-def track(estimates: np.ndarray, ok: np.ndarray | None = None, cfg: TrackerCfg | None = None) -> np.ndarray:
-    """Run a fresh tracker over one recording's windows (NaN where no estimate exists yet)."""
+def track(estimates: np.ndarray, ok: np.ndarray | None = None, cfg: TrackerCfg | None = None,
+          tracker: HrTracker | None = None) -> np.ndarray:
+    """Run a fresh tracker over one recording's windows (NaN where no estimate exists yet); tracker: carry that one
+    on instead (a stream's, over its chunks of windows: the same values as over the whole recording)."""
     est = np.asarray(estimates, dtype=np.float64)
     ok = np.ones(len(est), dtype=bool) if ok is None else np.asarray(ok, dtype=bool)
-    t = HrTracker(cfg)
+    t = HrTracker(cfg) if tracker is None else tracker
     return np.array([t.update(e, o) for e, o in zip(est, ok)], dtype=np.float64)

@@ -1,11 +1,14 @@
-"""`sqtool predict --data -`: a live device's CSV rows on stdin, each window's heart rate printed (and appended to
-RUN/stdin.csv) as soon as its last row is in.
+"""`sqtool predict --data -`: a live device's CSV rows on stdin, each window's heart rate (or any other export's
+outputs) printed (and appended to RUN/stdin.csv) as soon as its last row is in.
 
     my_board_logger | sqtool predict --model EXPORT --data - --fs 64 --gains 1
+    my_board_logger | sqtool predict --model AF_EXPORT --data - --fs 64          # any other task's export
 
-The rows go through one `sqtool.api.HrStream` (the device itself: the export's C pipeline state, or the Python
-integer front end, int8 network and fixed-point decoder), quantised with fixed gains (`predict.parse_gains`: robust
-needs the whole recording, a live stream never has it); memory stays flat however long the pipe runs. stdin is read
+A spectral heart-rate export's rows go through one `sqtool.api.HrStream` (the device itself: the export's C pipeline
+state, or the Python integer front end, int8 network and fixed-point decoder), quantised with fixed gains
+(`predict.parse_gains`: robust needs the whole recording, a live stream never has it); any other export's through one
+`sqtool.api.TaskStream` (predict's own window stream: its rows are predict's of the same rows as a file, its last
+windows at EOF); memory stays flat however long the pipe runs. stdin is read
 as it arrives (`_line_batches`), so a device writing one row at a time gets each window at once, a file thousands of
 rows a read. predict.py's `run` and `predict` hand `--data -` here.
 """
@@ -17,7 +20,8 @@ from sqtool.core import SqtoolError
 from sqtool.core.runs import drop_earlier, note_earlier, releases_run_dirs, unfinish
 from sqtool.data.readers.generic import sniff_csv
 from sqtool.firmware_bench.predict import (EARLIER, GAINS_NOTE, NO_PULSE_NOTE, PredictConfig, check_gains_count,
-                                           csv_cell, gains_mode, listed_outputs, parse_gains, spectral_runtime)
+                                           csv_cell, flagged_note, gains_mode, listed_outputs, load_export, parse_gains,
+                                           spectral_runtime, time_domain_gains)
 
 LIVE_CSV = "stdin.csv"                   # RUN/<this>: the windows printed, as they were printed
 LIVE_COLUMNS = ("time_s", "hr_bpm", "lo_bpm", "hi_bpm", "confidence", "flagged", "no_pulse")
@@ -29,15 +33,17 @@ def predict_live(cfg: PredictConfig, rows=None, out=None) -> dict:
     """`sqtool predict --data -`: a live device's CSV rows on stdin (`rows`: a binary stream; None = stdin), a header
     first (the model's channels: ppg[, ppg2], acc_x, acc_y, acc_z, as a CSV's names are read (`generic.canonical`:
     PLETH -> ppg, accx -> acc_x, ...); a time column is skipped), at --fs Hz, quantised with fixed --gains (device,
-    1, numbers: robust needs the whole recording), through one `sqtool.api.HrStream`: each window's row is printed on
-    `out` (None = stdout) and appended to RUN/stdin.csv as soon as its last row has arrived. EOF or Ctrl-C ends it
+    1, numbers: robust needs the whole recording), through one `sqtool.api.HrStream`, or any other export's (no
+    --gains: each window normalised) through one `sqtool.api.TaskStream`, its columns predict's: each window's row is
+    printed on `out` (None = stdout) and appended to RUN/stdin.csv as soon as its last row has arrived (a TaskStream's
+    last windows, whose band-pass look-ahead runs past the rows, at EOF or Ctrl-C). EOF or Ctrl-C ends it
     with summary.json of what was read (Ctrl-C then raises on: exit 130, the rows kept). A bad first row is one line
     naming its line number (no summary: an unfinished run); a garbled row after a good one (a wrong width, a cell that
     is no number: a line cut by a reconnect) is a gap sample, said once and counted (garbled_rows)."""
     import itertools
     import sys
 
-    from sqtool.api import load_model
+    from sqtool.api import TaskModel, load_model
     from sqtool.core import make_run_dir, save_config, write_metrics
     from sqtool.core.runs import check_out_dir
     from sqtool.firmware_bench import runtimes as R
@@ -52,10 +58,6 @@ def predict_live(cfg: PredictConfig, rows=None, out=None) -> dict:
     if cfg.fs is None:
         raise SqtoolError("--data - (stdin) needs --fs HZ: the rows' sampling rate (a live pipe has no time grid to "
                           "read it from)", code=2)
-    if gains == "robust":
-        raise SqtoolError("--data - (stdin) needs fixed gains: --gains device (the export's defaults), 1 (the rows "
-                          "are int16 device counts) or G,G,...; robust scales by the whole recording's spread, which "
-                          "a live stream never has", code=2)
     for flag, v in (("--acc-fs", cfg.acc_fs), ("--max-seconds", cfg.max_seconds),
                     ("--recordings", ",".join(getattr(cfg, "recordings", ())))):
         if v:
@@ -63,16 +65,24 @@ def predict_live(cfg: PredictConfig, rows=None, out=None) -> dict:
                               "every row, read until EOF or Ctrl-C (one stream: no recordings to pick)", code=2)
     art = R.load_artifacts(cfg.model)
     md = art.metadata
-    if not R.is_spectral(md) or md.get("task", "hr") != "hr":
-        kind = "spectral" if R.is_spectral(md) else "time-domain"
-        raise SqtoolError(f"--data - (stdin): {art.export_dir} is a {kind} '{md.get('task')}' model; a live stream "
-                          "runs spectral heart-rate exports (sqtool.HrStream):"
-                          " give this one a recording file as --data")
-    check_gains_count(gains, cfg.gains, md)
-    spectral_runtime(cfg.runtime)
-    model = load_model(art.export_dir, cfg.runtime)
-    stream = model.stream(cfg.fs, gains=gains)                     # fs, runtime: one line each
-    stream.source = "--data -"                                      # its saturation note names stdin
+    hr = R.is_spectral(md) and md.get("task", "hr") == "hr"        # an HrStream; any other export: a TaskStream
+    if hr and gains == "robust":
+        raise SqtoolError("--data - (stdin) needs fixed gains: --gains device (the export's defaults), 1 (the rows "
+                          "are int16 device counts) or G,G,...; robust scales by the whole recording's spread, which "
+                          "a live stream never has", code=2)
+    if hr:
+        check_gains_count(gains, cfg.gains, md)
+        spectral_runtime(cfg.runtime)
+        model = load_model(art.export_dir, cfg.runtime)
+        stream = model.stream(cfg.fs, gains=gains)                 # fs, runtime: one line each
+        stream.source = "--data -"                                  # its saturation note names stdin
+        columns = LIVE_COLUMNS
+    else:                                                           # predict's checks (--filter, runtime, task)
+        time_domain_gains(gains, cfg.gains, art)
+        load_export(cfg, art)
+        model = TaskModel(art, cfg.runtime, cfg.filter)
+        stream = model.stream(cfg.fs)                               # fs: one line
+        columns = ("time_s", *stream.columns)
     batches = _line_batches(rows)
     head_no, head, rest = _header_line(batches)
     batches = itertools.chain([rest], batches)
@@ -81,7 +91,7 @@ def predict_live(cfg: PredictConfig, rows=None, out=None) -> dict:
         batches = itertools.chain([data[2]], batches)
     kw, _ = sniff_csv(head, head if data is None else data[1])      # as a CSV file's (tab, semicolon, comma, ...)
     sep, decimal = kw["sep"], kw["decimal"]
-    feed, k, width = live_header(head, head_no, model.sensors, model.needs_acc, sep)
+    feed, k, width = live_header(head, head_no, model.sensors, model.needs_acc, sep, every_sensor=not hr)
     names = [c.strip() for c in _cells(head, sep)]
 
     run_dir = make_run_dir("predict", str(md.get("model", "model")), cfg.out, cfg.force, clear_result=False)
@@ -92,8 +102,18 @@ def predict_live(cfg: PredictConfig, rows=None, out=None) -> dict:
     interrupted = False
     garbled, garbled_said = [], False                               # rows read as gaps (`_parse_rows`)
     with open(run_dir / LIVE_CSV, "w") as csv:
+        def emit(res) -> None:                                      # the windows a push completed, as they come
+            nonlocal windows, flagged, no_pulse
+            for i in range(len(res)):
+                line = ",".join(csv_cell(c, getattr(res, "t_end_s" if c == "time_s" else c)[i]) for c in columns)
+                for f in (out, csv):
+                    print(line, file=f, flush=True)
+            windows += len(res)
+            flagged += int(res.flagged.sum())
+            no_pulse += int(res.no_pulse.sum()) if hr else 0
+
         for f in (out, csv):
-            print(",".join(LIVE_COLUMNS), file=f, flush=True)
+            print(",".join(columns), file=f, flush=True)
         try:
             for first, lines in batches:
                 # (n, k [+ 3]), NaN = gap; a garbled row once a good one was read: a gap, said once and counted
@@ -105,38 +125,36 @@ def predict_live(cfg: PredictConfig, rows=None, out=None) -> dict:
                           "(a line cut by a reconnect); counted in summary.json (garbled_rows)", file=sys.stderr,
                           flush=True)
                     garbled_said = True
-                res = stream.push(x[:, :k], x[:, k:] if model.needs_acc else None)   # says saturation once
+                emit(stream.push(x[:, :k], x[:, k:] if model.needs_acc else None))   # says saturation once
                 n += len(x)
-                for i in range(len(res)):
-                    line = ",".join(csv_cell(c, getattr(res, "t_end_s" if c == "time_s" else c)[i])
-                                    for c in LIVE_COLUMNS)
-                    for f in (out, csv):
-                        print(line, file=f, flush=True)
-                windows += len(res)
-                flagged += int(res.flagged.sum())
-                no_pulse += int(res.no_pulse.sum())
         except KeyboardInterrupt:                                   # Ctrl-C: what was read, then exit 130
             interrupted = True
+        if not hr:                                                  # the end of the recording: its last windows
+            emit(stream.finish())                                   # (the band-pass's look-ahead past it)
     channels_fed = {row: names[j] for row, j in zip([*model.sensors[:k], *(
         ["acc_x", "acc_y", "acc_z"] if model.needs_acc else [])], feed)}
-    summary = {"model": md.get("model"), "task": "hr", "model_family": (md.get("model_cfg") or {}).get("family"),
-               "model_dir": str(art.export_dir), "data": "-", "fs": cfg.fs, "gains": GAINS_NOTE[gains_mode(gains)],
+    time_s = {"time_s": "end of the window (s from the first row): when the device reports it"}
+    summary = {"model": md.get("model"), "task": md.get("task", "hr"),
+               "model_family": (md.get("model_cfg") or {}).get("family"),
+               "model_dir": str(art.export_dir), "data": "-", "fs": cfg.fs,
+               **({"gains": GAINS_NOTE[gains_mode(gains)]} if hr else {"filter": cfg.filter}),
                "provenance": model_provenance(art), "runtime": stream.runtime, "run_dir": str(run_dir),
                "interrupted": interrupted,
                "recordings": [{"record_id": "stdin", "fs_in": cfg.fs, "channels_fed": channels_fed,
                                **({"gains": dict(zip(channels_fed, (float(g) for g in stream.gains)))}
-                                  if stream.gains is not None else {}),
+                                  if hr and stream.gains is not None else {}),
                                "rows": n, "garbled_rows": len(garbled), **({"first_garbled": garbled[0]} if garbled
                                                                            else {}),
                                "seconds": n / cfg.fs, "windows": windows, "flagged_windows": flagged,
-                               "scored_windows": windows - flagged, "no_pulse_windows": no_pulse,
+                               "scored_windows": windows - flagged, **({"no_pulse_windows": no_pulse} if hr else {}),
                                "csv": LIVE_CSV, "plot": None}],
-               "columns": {"time_s": "end of the window (s from the first row): when the device reports it",
-                           "hr_bpm": "heart rate", "lo_bpm": "lower end of the decoder's interval",
-                           "hi_bpm": "upper end of the decoder's interval", "confidence": "the decoder's confidence",
-                           "flagged": "1 = not scored (over half the window's samples were gaps, or its PPG quiet): "
-                                      "hr_bpm and its interval are the decoder's prediction only",
-                           "no_pulse": NO_PULSE_NOTE}}
+               "columns": ({**time_s,
+                            "hr_bpm": "heart rate", "lo_bpm": "lower end of the decoder's interval",
+                            "hi_bpm": "upper end of the decoder's interval", "confidence": "the decoder's confidence",
+                            "flagged": "1 = not scored (over half the window's samples were gaps, or its PPG quiet): "
+                                       "hr_bpm and its interval are the decoder's prediction only",
+                            "no_pulse": NO_PULSE_NOTE} if hr else
+                           {**time_s, **stream.table.columns, "flagged": flagged_note(stream.table.columns)})}
     write_metrics(run_dir, summary, name="summary.json")
     drop_earlier(run_dir, {LIVE_CSV}, EARLIER)
     model.close()
@@ -148,10 +166,12 @@ def predict_live(cfg: PredictConfig, rows=None, out=None) -> dict:
     return summary
 
 
-def live_header(head: str, line_no: int, sensors, needs_acc: bool, sep: str = ",") -> tuple[list[int], int, int]:
+def live_header(head: str, line_no: int, sensors, needs_acc: bool, sep: str = ",",
+                every_sensor: bool = False) -> tuple[list[int], int, int]:
     """The header of --data - (fields split at `sep`: `generic.sniff_csv`'s) -> (the column index feeding each stream
-    row: the PPG sensors the header has, in the model's order, then acc x, y, z; k, those PPG columns; the columns a
-    row has); a time column is left unread. One line for a header of numbers, a missing, repeated or unknown column."""
+    row: the PPG sensors the header has, in the model's order (every_sensor: all of them, a time-domain model's
+    channels), then acc x, y, z; k, those PPG columns; the columns a row has); a time column is left unread. One line
+    for a header of numbers, a missing, repeated or unknown column."""
     from sqtool.data.readers.generic import TIME_NAMES, canonical, is_number
     cells = [c.strip() for c in _cells(head, sep)]
     where = f"--data - line {line_no}"
@@ -169,7 +189,8 @@ def live_header(head: str, line_no: int, sensors, needs_acc: bool, sep: str = ",
         raise SqtoolError(f"{where}: {what} ({', '.join(known)}; a time column is skipped): name the header's "
                           "columns so (PLETH / BVP read as ppg, accx / accel_x as acc_x)")
     ppg = [s for s in sensors if s in names]
-    missing = [c for c in acc if c not in names] or ([] if ppg else [sensors[0]])
+    missing = ([s for s in sensors if s not in names] if every_sensor else []) + [c for c in acc if c not in names] \
+        or ([] if ppg else [sensors[0]])
     if missing:
         raise SqtoolError(f"{where}: the header ({','.join(cells)}) has no {', '.join(missing)}: this model reads "
                           f"{', '.join(known[:1] + acc)}" + (f" (and {', '.join(sensors[1:])} where the device has "

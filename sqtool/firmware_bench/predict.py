@@ -190,7 +190,8 @@ class PredictConfig:
                                                     "format: edf), a dataset folder "
                                                     "or name, 'synthetic' (the embedded "
                                                     "wrist PPG with known HR that bench reads), or - (stdin: a live "
-                                                    "device's CSV rows, a header first; with --fs and fixed --gains)",
+                                                    "device's CSV rows, a header first; with --fs, and fixed --gains "
+                                                    "for a spectral heart-rate export)",
                                             "required": True})
     runtime: str = field(default="", metadata={"help": "c_pipeline | c | tflite (or litert) | tflm | onnx (int8; "
                                                        "onnx_float: the float ONNX) | torch | "
@@ -522,10 +523,8 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     gains = parse_gains(cfg.gains)                 # a wrong --gains: one line before the data
     if spectral:
         check_gains_count(gains, cfg.gains, md)
-    if not spectral and gains != "robust":         # its stream normalises each window: no device gains to set
-        raise SqtoolError(f"--gains {cfg.gains}: {art.export_dir} is a time-domain model, whose stream normalises "
-                          "each window itself (the model's contract): the scale of the samples does not reach "
-                          "it; --gains is for spectral heart-rate models", code=2)
+    if not spectral:                               # its stream normalises each window: no device gains to set
+        time_domain_gains(gains, cfg.gains, art)
     if records is None and cfg.data != "-" and cfg.fs is not None:   # it was read nowhere: never silently
         raise SqtoolError(f"--fs {cfg.fs:g} is the rate of --data - (stdin) rows; a file's rate comes from its time "
                           "column or its own header (NPZ fs, WFDB, EDF, E4), or a dataset.yaml's fs: for a CSV "
@@ -631,11 +630,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
                                        "quiet: off the wrist): hr_bpm, lo_bpm, hi_bpm and confidence are the "
                                        "decoder's prediction only, no reading (held a few minutes, then drifting "
                                        "to the middle of the grid); filter on flagged == 0; the medians leave "
-                                       "these windows out" if spectral else
-                                       f"1 = {100 * MAX_FLAGGED:g} % or more of the window's samples were dropouts "
-                                       "(held at the last good sample)" +
-                                       ("; hr_tracked_bpm holds there" if "hr_tracked_bpm" in columns else "") +
-                                       "; the medians leave these windows out"),
+                                       "these windows out" if spectral else flagged_note(columns)),
                            "no_pulse": NO_PULSE_NOTE,
                            "truth_bpm": "reference HR (labelled data only)",
                            **{f"truth_{k}": f"reference {k} (labelled data only: the recording's '{lab}' label per "
@@ -782,6 +777,21 @@ def tiled_line(tiled: list[dict], window_s: float) -> str:
     return (f"note: {len(tiled)} recording{'s' if len(tiled) > 1 else ''} shorter than the {window_s:g} s window "
             f"tiled to it (repeated end to end, one window each, as the model's training data were: metadata "
             f"short_records 'tile'; e.g. {e})")
+
+
+def flagged_note(columns: dict) -> str:
+    """What a time-domain model's flagged column says (summary.json "columns"), its columns `columns`."""
+    return (f"1 = {100 * MAX_FLAGGED:g} % or more of the window's samples were dropouts (held at the last good sample)"
+            + ("; hr_tracked_bpm holds there" if "hr_tracked_bpm" in columns else "")
+            + "; the medians leave these windows out")
+
+
+def time_domain_gains(gains, text: str, art) -> None:
+    """One line (a usage error) for fixed --gains on a time-domain export: its stream normalises each window."""
+    if gains != "robust":
+        raise SqtoolError(f"--gains {text}: {art.export_dir} is a time-domain model, whose stream normalises "
+                          "each window itself (the model's contract): the scale of the samples does not reach "
+                          "it; --gains is for spectral heart-rate models", code=2)
 
 
 def output_values(o: dict, columns: dict) -> dict:
@@ -1253,22 +1263,51 @@ def run_time_domain(art, prep: dict, work: Path,
         y = np.concatenate(network_blocks(rt.run_batch, windows_let_go(recs)))   # (N, outputs)
     y = np.asarray(y, np.float64)
     y = y.reshape(len(y), -1)                                               # (N, outputs) in units
-    outputs = list(md.get("outputs") or [])
-    cols = output_columns(outputs, list(md.get("units") or []))
-    tracked = md.get("task") == "hr" and R.HR_OUTPUT in [c for c, _, _ in cols]       # by name, in any column
+    table = TdColumns.of(md)
     outs, a = [], 0
     for r in recs:
         b = a + len(r.t0)
-        o = {c: (sigmoid(y[a:b, j]) if prob else y[a:b, j]) for j, (c, _, prob) in enumerate(cols)}
-        o["flagged"] = (np.asarray(r.flagged) >= MAX_FLAGGED).astype(int)      # the tracker's dropout rule
-        if tracked:                                                            # the bench's tracker, gate on
-            o["hr_tracked_bpm"] = track(o["hr_bpm"], tracker_ok(y[a:b], r.flagged, outputs, quality_gate=True))
-        outs.append(o)
+        outs.append(table.windows(y[a:b], r.flagged, table.tracker()))
         a = b
-    columns = {c: what for c, what, _ in cols}
-    if tracked:
-        columns = {"hr_bpm": "heart rate the network reads in the window (BPM)",
-                   "hr_tracked_bpm": "hr_bpm tracked over the recording (sqtool bench's tracker" +
-                   (", windows with p_quality <= 0.5 skipped)" if "p_quality" in columns else ")"),
-                   **{k: v for k, v in columns.items() if k != "hr_bpm"}}
-    return outs, _firmware(rt, name), columns
+    return outs, _firmware(rt, name), table.columns
+
+
+@dataclass
+class TdColumns:
+    """A time-domain model's CSV columns (`output_columns` of its outputs, hr_tracked_bpm for a heart-rate model)
+    and how a run of one recording's consecutive windows fills them (`windows`): predict's per recording, and
+    `sqtool.api.TaskStream`'s chunk by chunk, one tracker carried over the chunks."""
+    outputs: list[str]             # the model's outputs, in order (`runtimes.resp_view`'s for rr_spec)
+    cols: list                     # (CSV column, what, is a probability) per output (`output_columns`)
+    columns: dict                  # CSV column -> what it holds, in the CSV's order (flagged not included)
+    tracked: bool                  # a heart-rate model: hr_tracked_bpm, the bench's tracker over hr_bpm
+
+    @classmethod
+    def of(cls, md: dict) -> "TdColumns":
+        from sqtool.firmware_bench.runtimes import HR_OUTPUT
+        outputs = list(md.get("outputs") or [])
+        cols = output_columns(outputs, list(md.get("units") or []))
+        tracked = md.get("task") == "hr" and HR_OUTPUT in [c for c, _, _ in cols]       # by name, in any column
+        columns = {c: what for c, what, _ in cols}
+        if tracked:
+            columns = {"hr_bpm": "heart rate the network reads in the window (BPM)",
+                       "hr_tracked_bpm": "hr_bpm tracked over the recording (sqtool bench's tracker" +
+                       (", windows with p_quality <= 0.5 skipped)" if "p_quality" in columns else ")"),
+                       **{k: v for k, v in columns.items() if k != "hr_bpm"}}
+        return cls(outputs, cols, columns, tracked)
+
+    def tracker(self):
+        """A fresh tracker for a recording's hr_tracked_bpm (None: the model has none)."""
+        from sqtool.data.hr_tracker import HrTracker
+        return HrTracker() if self.tracked else None
+
+    def windows(self, y: np.ndarray, flagged: np.ndarray, tracker=None) -> dict:
+        """y (W, outputs) the network's outputs in units of W consecutive windows of one recording, flagged (W,)
+        their dropout shares -> {column: (W,)}: the outputs (a logit as its probability), flagged (the tracker's
+        dropout rule), hr_tracked_bpm stepped on `tracker` (the recording's, carried over its runs of windows)."""
+        o = {c: (sigmoid(y[:, j]) if prob else y[:, j]) for j, (c, _, prob) in enumerate(self.cols)}
+        o["flagged"] = (np.asarray(flagged) >= MAX_FLAGGED).astype(int)      # the tracker's dropout rule
+        if self.tracked:                                                     # the bench's tracker, gate on
+            o["hr_tracked_bpm"] = track(o["hr_bpm"], tracker_ok(y, flagged, self.outputs, quality_gate=True),
+                                        tracker=tracker)
+        return o

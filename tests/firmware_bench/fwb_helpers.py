@@ -82,3 +82,30 @@ def run_readme_example(root: Path, heading: str, end: str, marker: str, columns:
     with open(root / "pred" / "s01_walk.csv") as f:
         rows = list(csv.DictReader(f))
     return len(section.strip().splitlines()), out.getvalue().splitlines(), rows
+
+
+def chunked(n: int, sizes) -> list[tuple[int, int]]:
+    """(start, end) of n samples cut in chunks of sizes[0], sizes[1], ... (cycled)."""
+    out, i, k = [], 0, 0
+    while i < n:
+        j = min(i + int(sizes[k % len(sizes)]), n)
+        out.append((i, j))
+        i, k = j, k + 1
+    return out
+
+
+def assert_streams_as_predict(model, ppg, acc, fs: float, sizes_each) -> None:
+    """`model.stream(fs)` fed ppg (and acc) in chunks of each `sizes_each` entry, then finish(): the rows of every push
+    and the finish, concatenated, equal `model.predict` on the whole recording, bit for bit (t_end_s, every column,
+    in its order)."""
+    want = model.predict(ppg, acc, fs=fs)
+    assert len(want) > 0
+    for sizes in sizes_each:
+        with model.stream(fs) as s:
+            rows = [s.push(ppg[a:b], None if acc is None else acc[a:b]) for a, b in chunked(len(ppg), sizes)]
+            rows.append(s.finish())
+        assert all(list(r.columns) == list(want.columns) for r in rows), sizes[:3]
+        assert np.array_equal(np.concatenate([r.t_end_s for r in rows]), want.t_end_s), sizes[:3]
+        for c in want.columns:
+            assert np.array_equal(np.concatenate([r[c] for r in rows]), want[c], equal_nan=True), (c, sizes[:3])
+        assert {r.runtime for r in rows} == {want.runtime}

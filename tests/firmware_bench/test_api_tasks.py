@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fwb_helpers import run_readme_example, write_wrist_npz
+from fwb_helpers import assert_streams_as_predict, run_readme_example, write_wrist_npz
 
 import sqtool
 from sqtool.cli import main
@@ -105,6 +105,7 @@ def test_an_af_beats_export_gives_predicts_p_af(tmp_path_factory, tmp_path):
     m = sqtool.load_model(exp)
     res = _same_as_predict(m, exp, tmp_path, seconds=60.0)
     assert list(res.columns) == ["p_af", "flagged"] and res.runtime == "onnx_float"
+    assert_streams_as_predict(m, np.load(tmp_path / "w.npz")["ppg"], None, 125.0, [[7], [401]])   # as it streams
 
 
 def test_an_rr_spec_export_gives_predicts_rr_bpm(tmp_path_factory, tmp_path):
@@ -113,6 +114,7 @@ def test_an_rr_spec_export_gives_predicts_rr_bpm(tmp_path_factory, tmp_path):
     m = sqtool.load_model(exp)
     res = _same_as_predict(m, exp, tmp_path, seconds=90.0)
     assert list(res.columns) == ["rr_bpm", "flagged"] and res.runtime == "onnx_float"
+    assert_streams_as_predict(m, np.load(tmp_path / "w.npz")["ppg"], None, 125.0, [[7], [401]])   # as it streams
 
 
 def test_the_result_reads_by_attribute_and_name_and_is_frozen(af_student, tmp_path):

@@ -143,15 +143,54 @@ def test_a_bad_gains_is_one_line(spec_export_dir, tmp_path, capsys, gains, match
     assert not (tmp_path / "p").exists()
 
 
-def test_a_time_domain_export_refuses_gains_and_stdin(export_dir, tmp_path, capsys):
-    """A time-domain stream normalises each window: --gains has nothing to set; --data - is a spectral stream."""
-    rc = main(["predict", "--model", str(export_dir), "--data", "synthetic", "--gains", "1"])
+def test_a_time_domain_export_refuses_gains_on_a_file_and_on_stdin(export_dir, tmp_path, capsys):
+    """A time-domain stream normalises each window: --gains has nothing to set, on a file as on --data -."""
+    for data in (["synthetic"], ["-", "--fs", "125"]):
+        rc = main(["predict", "--model", str(export_dir), "--data", *data, "--gains", "1"])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and len(err.splitlines()) == 1 and "is a time-domain model, whose stream normalises each " \
+            "window itself" in err, err
+
+
+def test_stdin_rows_through_a_time_domain_export_are_predicts(export_dir, wrist, tmp_path, monkeypatch, capsys):
+    """Any other export's rows on stdin go through one TaskStream (before: 'a live stream runs spectral heart-rate
+    exports'): the time-domain hr student's columns (hr_bpm, hr_tracked_bpm, p_quality, flagged) as
+    `TaskModel.predict` gives them for the same samples, its last windows at EOF; a header without the accelerometer
+    the model reads is one line."""
+    x, fs = wrist
+    x = x[:, [0, 2, 3, 4]]                                              # ppg, acc x, y, z: the student's channels
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(rows_csv(x, fs, ("ppg", "acc_x", "acc_y",
+                                                                                    "acc_z")).encode())))
+    assert main(["predict", "--model", str(export_dir), "--data", "-", "--fs", "125", "--out", str(tmp_path / "p")]) == 0
+    cap = capsys.readouterr()
+    from sqtool.firmware_bench.predict import csv_cell
+    m = sqtool.load_model(export_dir)
+    ref = m.predict(x[:, 0], x[:, 1:], fs=fs)
+    m.close()
+    lines = cap.out.splitlines()
+    assert lines[0] == ",".join(["time_s", *ref.columns]) and "hr_tracked_bpm" in ref.columns
+    assert [ln.split(",") for ln in lines[1:]] == [
+        [csv_cell("time_s", ref.t_end_s[i]), *(csv_cell(c, ref[c][i]) for c in ref.columns)] for i in range(len(ref))]
+    assert (tmp_path / "p" / "stdin.csv").read_text() == cap.out
+    s = json.loads((tmp_path / "p" / "summary.json").read_text())
+    r = s["recordings"][0]
+    assert s["task"] == "hr" and s["runtime"] == ref.runtime and s["filter"] == "window" and "gains" not in s
+    assert r["windows"] == len(ref) == 17 and r["flagged_windows"] == int(ref.flagged.sum()) > 0
+    assert list(s["columns"]) == ["time_s", *ref.columns]
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(rows_csv(x, fs, ("ppg", "acc_x", "acc_y",
+                                                                                    "acc_z")).encode())))
+    assert main(["predict", "--model", str(export_dir), "--data", "-", "--fs", "125", "--filter", "causal", "--out",
+                 str(tmp_path / "c")]) == 0                              # --filter reaches the stream, as predict's
+    causal = sqtool.api.TaskModel(export_dir, filter="causal")
+    got = [ln.split(",")[1] for ln in capsys.readouterr().out.splitlines()[1:]]
+    assert got == [csv_cell("hr_bpm", v) for v in causal.predict(x[:, 0], x[:, 1:], fs=fs).hr_bpm] != \
+        [csv_cell("hr_bpm", v) for v in ref.hr_bpm]
+    causal.close()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"ppg,acc_x\n1,2\n")))
+    assert main(["predict", "--model", str(export_dir), "--data", "-", "--fs", "125", "--out", str(tmp_path / "q")]) == 1
     err = capsys.readouterr().err.strip()
-    assert rc == 2 and len(err.splitlines()) == 1 and "is a time-domain model, whose stream normalises each " \
-        "window itself" in err, err
-    rc = main(["predict", "--model", str(export_dir), "--data", "-", "--fs", "125", "--gains", "1"])
-    err = capsys.readouterr().err.strip()
-    assert rc == 1 and len(err.splitlines()) == 1 and "a live stream runs spectral heart-rate exports" in err, err
+    assert len(err.splitlines()) == 1 and "the header (ppg,acc_x) has no acc_y, acc_z: this model reads ppg, acc_x, " \
+        "acc_y, acc_z" in err, err
 
 
 # ----------------------------------------------------------------------------- --data - (stdin)
