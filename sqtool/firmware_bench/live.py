@@ -18,7 +18,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError
 from sqtool.core.runs import drop_earlier, note_earlier, releases_run_dirs, unfinish
-from sqtool.data.readers.generic import sniff_csv
+from sqtool.data.readers.generic import CsvHead, acc_to_g, column_units, csv_head, name_unit, unquoted
 from sqtool.firmware_bench.predict import (EARLIER, GAINS_NOTE, NO_PULSE_NOTE, PredictConfig, check_gains_count,
                                            csv_cell, flagged_note, gains_mode, listed_outputs, load_export, parse_gains,
                                            spectral_runtime, time_domain_gains)
@@ -32,7 +32,9 @@ READ_BYTES = 1 << 16                     # stdin is read as it arrives, up to th
 def predict_live(cfg: PredictConfig, rows=None, out=None) -> dict:
     """`sqtool predict --data -`: a live device's CSV rows on stdin (`rows`: a binary stream; None = stdin), a header
     first (the model's channels: ppg[, ppg2], acc_x, acc_y, acc_z, as a CSV's names are read (`generic.canonical`:
-    PLETH -> ppg, accx -> acc_x, ...); a time column is skipped), at --fs Hz, quantised with fixed --gains (device,
+    PLETH -> ppg, accx -> acc_x, ...); a time column is skipped; laid out as a CSV file may be (`generic.csv_head`: a
+    '#' preamble, a separator ending every line, a units row, units in the names: the accelerometer's to g,
+    `live_units`)), at --fs Hz, quantised with fixed --gains (device,
     1, numbers: robust needs the whole recording), through one `sqtool.api.HrStream`, or any other export's (no
     --gains: each window normalised) through one `sqtool.api.TaskStream`, its columns predict's: each window's row is
     printed on `out` (None = stdout) and appended to RUN/stdin.csv as soon as its last row has arrived (a TaskStream's
@@ -84,15 +86,15 @@ def predict_live(cfg: PredictConfig, rows=None, out=None) -> dict:
         stream = model.stream(cfg.fs)                               # fs: one line
         columns = ("time_s", *stream.columns)
     batches = _line_batches(rows)
-    head_no, head, rest = _header_line(batches)
-    batches = itertools.chain([rest], batches)
-    data = _next_line(batches)                                      # the first row: separator and decimal mark
-    if data is not None:
-        batches = itertools.chain([data[2]], batches)
-    kw, _ = sniff_csv(head, head if data is None else data[1])      # as a CSV file's (tab, semicolon, comma, ...)
-    sep, decimal = kw["sep"], kw["decimal"]
+    layout, read = _layout(batches)                                 # as a CSV file's: preamble, separator, units row
+    batches = itertools.chain([(layout.data_at + 1, read[layout.data_at:])], batches)   # from the first data line
+    sep, decimal = layout.kw["sep"], layout.kw["decimal"]
+    head_no, head = layout.rows[0][0] + 1, layout.rows[0][1]
     feed, k, width = live_header(head, head_no, model.sensors, model.needs_acc, sep, every_sensor=not hr)
-    names = [c.strip() for c in _cells(head, sep)]
+    names = _header_cells(head, sep)
+    units = column_units(names, dict(zip(names, _header_cells(layout.rows[1][1], sep) if layout.units_at is not None
+                                         else ())), f"--data - line {head_no}")
+    to_g = live_units(units, names, feed[k:], hr and gains_mode(gains) == "counts")   # (3,) acc's g per unit, or None
 
     run_dir = make_run_dir("predict", str(md.get("model", "model")), cfg.out, cfg.force, clear_result=False)
     note_earlier(run_dir, listed_outputs(run_dir), EARLIER, (".csv", ".png"))
@@ -120,6 +122,8 @@ def predict_live(cfg: PredictConfig, rows=None, out=None) -> dict:
                 x = _parse_rows(lines, first, feed, width, names, sep, decimal, garbled, good=n > 0)
                 if not len(x):
                     continue
+                if to_g is not None:
+                    x[:, k:] = x[:, k:] * to_g                      # (n, 3) the accelerometer in g, as a file's
                 if garbled and not garbled_said:
                     print(f"sqtool: note: {garbled[0]}: read as a gap, as every garbled row after the first good one "
                           "(a line cut by a reconnect); counted in summary.json (garbled_rows)", file=sys.stderr,
@@ -143,6 +147,8 @@ def predict_live(cfg: PredictConfig, rows=None, out=None) -> dict:
                "recordings": [{"record_id": "stdin", "fs_in": cfg.fs, "channels_fed": channels_fed,
                                **({"gains": dict(zip(channels_fed, (float(g) for g in stream.gains)))}
                                   if hr and stream.gains is not None else {}),
+                               **({"units": {c: units[j] for c, j in channels_fed.items() if j in units}}
+                                  if any(j in units for j in channels_fed.values()) else {}),
                                "rows": n, "garbled_rows": len(garbled), **({"first_garbled": garbled[0]} if garbled
                                                                            else {}),
                                "seconds": n / cfg.fs, "windows": windows, "flagged_windows": flagged,
@@ -168,20 +174,23 @@ def predict_live(cfg: PredictConfig, rows=None, out=None) -> dict:
 
 def live_header(head: str, line_no: int, sensors, needs_acc: bool, sep: str = ",",
                 every_sensor: bool = False) -> tuple[list[int], int, int]:
-    """The header of --data - (fields split at `sep`: `generic.sniff_csv`'s) -> (the column index feeding each stream
-    row: the PPG sensors the header has, in the model's order (every_sensor: all of them, a time-domain model's
-    channels), then acc x, y, z; k, those PPG columns; the columns a row has); a time column is left unread. One line
-    for a header of numbers, a missing, repeated or unknown column."""
+    """The header of --data - (fields split at `sep`: `generic.csv_head`'s; `_header_cells`) -> (the column index
+    feeding each stream row: the PPG sensors the header has, in the model's order (every_sensor: all of them, a
+    time-domain model's channels), then acc x, y, z; k, those PPG columns; the columns a row has); a column is read
+    by its name without a unit written at its end (`generic.name_unit`: `ppg [a.u.]`, `acc_x (m/s^2)`), a time
+    column left unread. One line for a header of numbers, a missing, repeated or unknown column."""
     from sqtool.data.readers.generic import TIME_NAMES, canonical, is_number
-    cells = [c.strip() for c in _cells(head, sep)]
+    cells = _header_cells(head, sep)
     where = f"--data - line {line_no}"
     if all(is_number(c) for c in cells):
         raise SqtoolError(f"{where} ({head.strip()[:60]}) is no header: the first row names the columns, e.g. "
                           f"{','.join([sensors[0], *(['acc_x', 'acc_y', 'acc_z'] if needs_acc else [])])}")
-    names = [canonical(c) for c in cells]
+    bare = [name_unit(c)[0] for c in cells]                         # `ppg [a.u.]` -> ppg, `Time[ms]` -> Time
+    names = [canonical(c) for c in bare]
     acc = ["acc_x", "acc_y", "acc_z"] if needs_acc else []
     known = [*sensors, *acc]
-    odd = [c for c, m in zip(cells, names) if m not in known and m not in TIME_NAMES and c.lower() not in TIME_NAMES]
+    odd = [c for c, b, m in zip(cells, bare, names) if m not in known and m not in TIME_NAMES
+           and b.lower() not in TIME_NAMES]
     twice = [m for i, m in enumerate(names) if m in known and m in names[:i]]
     if odd or twice:
         what = (f"column{'s' if len(odd) > 1 else ''} {', '.join(map(repr, odd))} read as none of the model's "
@@ -198,9 +207,32 @@ def live_header(head: str, line_no: int, sensors, needs_acc: bool, sep: str = ",
     return [names.index(c) for c in ppg + acc], len(ppg), len(cells)
 
 
+def live_units(units: dict[str, str], names: list[str], acc: list[int], counts: bool = False) -> np.ndarray | None:
+    """g per unit of the accelerometer columns `acc` (indices into the header's `names`) from the units its units row
+    or names give (`units`: `generic.column_units`; mg, m/s^2, ... converted as a file's: `generic.acc_to_g`; a unit
+    sqtool does not convert is a label: 1), or None where none converts. `counts` (--gains 1: the rows are the
+    device's int16 counts, fed as they are): a unit to convert is one line."""
+    to_g = np.array([acc_to_g(units.get(names[j], "")) or 1.0 for j in acc])
+    if not (to_g != 1.0).any():
+        return None
+    if counts:
+        said = ", ".join(f"{names[j]} in {units[names[j]]}" for j, g in zip(acc, to_g) if g != 1.0)
+        raise SqtoolError(f"--data - --gains 1: the header says {said}, but --gains 1 feeds the rows as the device's "
+                          "int16 counts, no unit converted: give --gains device or counts per g (the axes then "
+                          "converted to g), or counts as the axes' unit")
+    return to_g
+
+
 def _cells(line: str, sep: str) -> list[str]:
     """A row's fields at the sniffed separator (r"\\s+": any whitespace)."""
     return line.split() if sep == r"\s+" else line.split(sep)
+
+
+def _header_cells(line: str, sep: str) -> list[str]:
+    """A header's (or units row's) fields at `sep`, unquoted (`generic.unquoted`), without the empty last one that a
+    separator ending the line leaves (a row then has one more field, empty: `_parse_rows`)."""
+    cells = [unquoted(c) for c in _cells(line, sep)]
+    return cells[:-1] if len(cells) > 1 and not cells[-1] else cells
 
 
 def _line_batches(rows):
@@ -221,25 +253,21 @@ def _line_batches(rows):
         yield no, [tail.decode("utf-8", "replace")]
 
 
-def _next_line(batches) -> tuple[int, str, tuple[int, list[str]]] | None:
-    """(its line number, the next non-blank line of `_line_batches`, the rest of its batch: (first line number,
-    lines) to read on from, itself included); None at EOF."""
-    for first, lines in batches:
-        for i, ln in enumerate(lines):
-            if ln.strip():
-                return first + i, ln.strip(), (first + i, lines[i:])
-    return None
+def _layout(batches) -> tuple[CsvHead, list[str]]:
+    """(the layout of stdin's first lines, as a CSV file's: `generic.csv_head`; the lines read for it, from line 1:
+    the batches of `_line_batches` it took, read on from there). Nothing but comments and blank lines on stdin: one
+    line."""
+    lines: list[str] = []
 
-
-def _header_line(batches) -> tuple[int, str, tuple[int, list[str]]]:
-    """(its line number, the first non-blank line of `_line_batches` (a BOM dropped), the rest of its batch: (first
-    line number, lines)). Nothing at all on stdin: one line."""
-    got = _next_line(batches)
-    if got is not None:
-        no, line, (first, lines) = got
-        return no, line.lstrip("\ufeff"), (first + 1, lines[1:])
-    raise SqtoolError("--data - (stdin): nothing was read (EOF before a header row): pipe the device's CSV rows in, "
-                      "a header first")
+    def each():
+        for _, got in batches:
+            lines.extend(got)
+            yield from got
+    layout = csv_head(each())
+    if layout is None:
+        raise SqtoolError("--data - (stdin): nothing was read (EOF before a header row): pipe the device's CSV rows "
+                          "in, a header first")
+    return layout, lines
 
 
 def _parse_rows(lines: list[str], first: int, feed: list[int], width: int, names: list[str], sep: str = ",",
@@ -255,6 +283,8 @@ def _parse_rows(lines: list[str], first: int, feed: list[int], width: int, names
         if not ln.strip():
             continue
         cells, why = _cells(ln, sep), None
+        if len(cells) == width + 1 and not cells[-1].strip():
+            cells.pop()                                              # a separator ending the row
         if len(cells) != width:
             why = f"--data - line {first + i}: {len(cells)} values, the header has {width} columns ({', '.join(names)})"
         for j, c in enumerate(feed if why is None else ()):

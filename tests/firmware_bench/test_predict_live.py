@@ -237,6 +237,85 @@ def test_tab_or_semicolon_rows_read_as_a_csv_files(spec_export_dir, model, wrist
     assert [ln.split(",") for ln in lines[1:]] == cells(streamed(model, x, fs, None))
 
 
+def export_layouts(x: np.ndarray, fs: float, names=CHANNELS) -> dict[str, str]:
+    """Rows x (N, C: PPG sensors, then acc x, y, z in g) as a device's serial log or export writes them, in the layouts
+    a CSV file is read in (`generic.csv_head`, tests/data/test_csv_layouts.py); the accelerometer in m/s^2 or mg where
+    a unit says so."""
+    ppg = names[:-3]
+    head, rows = rows_csv(x, fs, names).split("\n", 1)
+
+    def acc_in(scale: float) -> str:
+        y = x.copy()
+        y[:, -3:] *= scale
+        return rows_csv(y, fs, names).split("\n", 1)[1]
+    au = ",".join(["a.u."] * len(ppg))
+    return {
+        "BOM and preamble": "\ufeff# device: Wrist-7\n# firmware: 2.4.1\n\n" + head + "\n" + rows,
+        "trailing comma": (head + "\n" + rows).replace("\n", ",\n"),
+        "trailing comma, rows only": head + "\n" + rows.replace("\n", ",\n"),
+        "units row": f"{head}\ns,{au},g,g,g\n{rows}",
+        "units row of labels": f"{head}\ns,{','.join(['counts'] * len(ppg))},lsb,lsb,lsb\n{rows}",
+        "units row in m/s^2": f"{head}\ns,{au},m/s^2,m/s^2,m/s^2\n" + acc_in(9.80665),
+        "units in the names, mg": ",".join(["Time[s]", *(f"{c} [a.u.]" for c in ppg), "ACC X [mg]", "ACC Y [mg]",
+                                            "ACC Z [mg]"]) + "\n" + acc_in(1000.0),
+        "all at once": "\ufeff# device: Wrist-7\r\n" + ",".join(f'"{c}"' for c in head.split(",")) + ",\r\n"
+                       + f'"s",{au},"m/s^2","m/s^2","m/s^2",\r\n' + acc_in(9.80665).replace("\n", ",\r\n"),
+    }
+
+
+LAYOUT_UNITS = {"units row of labels": {"ppg": "counts", "ppg2": "counts", "acc_x": "lsb", "acc_y": "lsb",
+                                        "acc_z": "lsb"},
+                "units in the names, mg": {"ppg": "a.u.", "ppg2": "a.u.", "acc_x": "mg", "acc_y": "mg", "acc_z": "mg"}}
+
+
+def as_a_file_reads_it(text: str, path: Path, names=CHANNELS) -> np.ndarray:
+    """(N, C) the rows of `text` as `sqtool.data` reads it from a file (`generic.read_csv`: the accelerometer in g)."""
+    from sqtool.data.readers import read_csv
+    path.write_bytes(text.encode())
+    rec = read_csv(path)
+    return np.stack([rec.signals[c] for c in names], 1)
+
+
+@pytest.mark.parametrize("layout", list(export_layouts(np.zeros((1, 5)), 1.0)))
+def test_an_export_layout_piped_in_gives_the_plain_headers_rows(spec_export_dir, wrist, tmp_path, monkeypatch, capsys,
+                                                               layout):
+    """A device's serial log in a real export's layout (a BOM, a '#' preamble, a separator ending every line, a units
+    row, units at the end of the names; m/s^2 or mg converted to g, as a file's, before the gains quantise it; other
+    units kept as labels, in summary.json) prints the rows of the plain header over the same samples as a file reads
+    them, to the byte. Before: 'read as none of the model's channels' (a preamble, a trailing separator, a unit in
+    a name) or "'a.u.' in column ppg is not a number" (a units row)."""
+    x, fs = wrist
+    x = x[:1500]
+    text = export_layouts(x, fs)[layout]
+    ref = as_a_file_reads_it(text, tmp_path / "export.csv")
+    np.testing.assert_allclose(ref, x, rtol=1e-12, atol=0)       # in g, whatever the unit written
+    assert live(spec_export_dir, rows_csv(ref, fs), tmp_path / "plain", monkeypatch=monkeypatch) == 0
+    plain = capsys.readouterr().out
+    assert live(spec_export_dir, text, tmp_path / "p", monkeypatch=monkeypatch) == 0
+    assert capsys.readouterr().out == plain and len(plain.splitlines()) == 4
+    r = json.loads((tmp_path / "p" / "summary.json").read_text())["recordings"][0]
+    assert r["rows"] == 1500
+    if layout in LAYOUT_UNITS:                                       # as written, a label or converted
+        assert r["units"] == LAYOUT_UNITS[layout]
+
+
+@pytest.mark.parametrize("layout", ["all at once", "units in the names, mg"])
+def test_an_export_layout_piped_into_a_time_domain_export_gives_the_plain_headers_rows(export_dir, wrist, tmp_path,
+                                                                                       monkeypatch, capsys, layout):
+    """The same through a TaskStream (any other export: here the time-domain hr student)."""
+    names = ("ppg", "acc_x", "acc_y", "acc_z")
+    x, fs = wrist
+    x = x[:2500, [0, 2, 3, 4]]
+    text = export_layouts(x, fs, names)[layout]
+    outs = []
+    for i, t in enumerate((rows_csv(as_a_file_reads_it(text, tmp_path / "export.csv", names), fs, names), text)):
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(t.encode())))
+        assert main(["predict", "--model", str(export_dir), "--data", "-", "--fs", "125", "--out",
+                     str(tmp_path / str(i))]) == 0
+        outs.append(capsys.readouterr().out)
+    assert outs[1] == outs[0] and len(outs[0].splitlines()) == 8
+
+
 @pytest.mark.parametrize("stdin", [True, False], ids=["stdin", "file"])
 def test_counts_wider_than_int16_at_gains_1_are_said(spec_export_dir, wrist, tmp_path, monkeypatch, capsys, stdin):
     """An 18-bit optical front end's counts (DC ~120,000) given as --gains 1: every PPG sample saturates int16, its
@@ -268,7 +347,13 @@ def test_counts_wider_than_int16_at_gains_1_are_said(spec_export_dir, wrist, tmp
     (lambda t: "", (), r"--data - \(stdin\): nothing was read \(EOF before a header row\)"),
     (lambda t: t, ("--gains", "robust"), r"--data - \(stdin\) needs fixed gains: --gains device"),
     (lambda t: t, ("--acc-fs", "25"), r"--acc-fs does not apply to --data - \(stdin\)"),
-], ids=["not_a_number", "column_count", "unknown_column", "no_header", "empty", "robust", "acc_fs"])
+    (lambda t: t.replace("acc_z\n", "acc_z\ns,a.u.,a.u.,m/s^2,m/s^2,mg\n", 1), ("--gains", "1"),
+     r"--data - --gains 1: the header says acc_x in m/s\^2, acc_y in m/s\^2, acc_z in mg, but --gains 1 feeds the rows "
+     r"as the device's int16 counts, no unit converted: give --gains device or counts per g"),
+    (lambda t: t.replace(",acc_x,", ",acc_x [g],", 1).replace("acc_z\n", "acc_z\ns,a.u.,a.u.,mg,g,g\n", 1), (),
+     r"--data - line 1: column 'acc_x \[g\]': its name says g but its units row says mg; make them agree"),
+], ids=["not_a_number", "column_count", "unknown_column", "no_header", "empty", "robust", "acc_fs", "gains_1_unit",
+        "units_disagree"])
 def test_bad_stdin_is_one_line(spec_export_dir, wrist, tmp_path, monkeypatch, capsys, edit, extra, match):
     import re
     x, fs = wrist

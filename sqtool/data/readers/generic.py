@@ -2,7 +2,7 @@
 
 CSV   A header row is optional. The separator (tab, comma, semicolon, whitespace) and the decimal mark (a comma in a
       semicolon- or tab-separated file: European spreadsheet exports) are sniffed from the first lines
-      (`csv_layout`), past a BOM and '#' comment lines; a separator ending every line leaves no column, and a units
+      (`csv_head`), past a BOM and '#' comment lines; a separator ending every line leaves no column, and a units
       row under the header (`s,a.u.,g`), or a unit at the end of a column's name (`time [s]`, `acc_x (m/s^2)`:
       `name_unit`), gives the time column's unit and the accelerometer's (to g), the other units kept as labels
       (`Record.meta["units"]`; `read_table`); the column is named, and found, by its name without the unit (square
@@ -149,41 +149,70 @@ def csv_options(p: Path) -> tuple[dict, bool]:
 
 def csv_layout(p: Path) -> tuple[dict, bool, int | None]:
     """(pandas.read_csv keywords, whether the file has a header row, the 0-based line of a units row or None) from
-    its first lines. A UTF-8 byte order mark and '#' comment lines before the first row (a logger's preamble:
-    device, firmware, start time) are skipped (`skiprows`), as are blank lines. The separator is a tab, else a
-    semicolon (where the first two lines hold as many), else a comma, else whitespace; the decimal mark is a
-    comma where a field of a semicolon- or tab-separated data line is a number written so (`-17,64`: European
-    spreadsheet exports), else a point. A header row is a first line not all numbers; a units row is the line
-    right under it when none of its fields is a number or a date-time (`s,a.u.`, `ms,counts,g,g,g`) and the line
-    after holds a number. `index_col=False`: a separator ending every data line, as logger and spreadsheet exports
-    write, is no extra column that shifts the others."""
+    its first lines (`csv_head`, within the first 1000): its '#' comment lines before the first row are skipped
+    (`skiprows`). `index_col=False`: a separator ending every data line, as logger and spreadsheet exports write, is
+    no extra column that shifts the others."""
     import gzip
+    import itertools
 
     opener = gzip.open if p.name.lower().endswith(".gz") else open
-    lines: list[tuple[int, str]] = []                  # (line number, text) of the first three rows
-    comments: list[int] = []
     try:
         with opener(p, "rt", encoding="utf-8-sig", errors="replace") as f:
-            for i in range(1000):
-                line = f.readline()
-                if not line:
-                    break
-                if not lines and line.lstrip().startswith("#"):
-                    comments.append(i)
-                elif line.strip():
-                    lines.append((i, line.strip()))
-                    if len(lines) == 3:
-                        break
+            head = csv_head(itertools.islice(iter(f.readline, ""), 1000))
     except (OSError, EOFError) as e:
         raise SqtoolError(f"{p}: corrupt or unreadable CSV ({first_line(e)})")
-    if not lines:
+    if head is None:
         raise SqtoolError(f"{p}: CSV has no data rows")
-    kw, header = sniff_csv(lines[0][1], lines[min(1, len(lines) - 1)][1])
+    return {**head.kw, "skiprows": head.comments, "index_col": False}, head.header, head.units_at
+
+
+@dataclass(frozen=True)
+class CsvHead:
+    """A CSV's first lines as `csv_head` reads them (line numbers 0-based, as pandas' skiprows counts them)."""
+    kw: dict                        # `sniff_csv`'s: sep, header, decimal[, engine]
+    header: bool                    # whether the first row is a header (not all numbers)
+    rows: list[tuple[int, str]]     # (line, text stripped) of the first rows past the comments and blank lines (<= 3)
+    comments: list[int]             # the '#' comment lines before the first row
+    units_at: int | None            # the units row's line (rows[1]'s), or None
+
+    @property
+    def data_at(self) -> int:
+        """The line the data start at: the one after the header (and its units row), or the first row."""
+        return (self.units_at if self.units_at is not None else self.rows[0][0]) + (1 if self.header else 0)
+
+
+def csv_head(lines) -> CsvHead | None:
+    """The layout of a CSV from its first lines (`lines`: an iterable of text lines, read no further than the third
+    row: a file's, or `predict --data -`'s stdin as it arrives), None where it holds no row. A UTF-8 byte order mark
+    and '#' comment lines before the first row (a logger's preamble: device, firmware, start time) are skipped, as
+    are blank lines. The separator is a tab, else a semicolon (where the first two rows hold as many), else a comma,
+    else whitespace; the decimal mark is a comma where a field of a semicolon- or tab-separated data line is a number
+    written so (`-17,64`: European spreadsheet exports), else a point. A header row is a first row not all numbers;
+    a units row is the row right under it when none of its fields is a number or a date-time (`s,a.u.`,
+    `ms,counts,g,g,g`) and the row after holds a number."""
+    rows: list[tuple[int, str]] = []
+    comments: list[int] = []
+    for i, line in enumerate(lines):
+        line = line.lstrip("\ufeff") if i == 0 else line
+        if not rows and line.lstrip().startswith("#"):
+            comments.append(i)
+        elif line.strip():
+            rows.append((i, line.strip()))
+            if len(rows) == 3:
+                break
+    if not rows:
+        return None
+    kw, header = sniff_csv(rows[0][1], rows[min(1, len(rows) - 1)][1])
     units_at = None
-    if header and len(lines) == 3 and _units_row(lines[0][1], lines[1][1], lines[2][1], kw):
-        units_at = lines[1][0]
-        kw = sniff_csv(lines[0][1], lines[2][1])[0]          # the numbers' decimal mark: the row under the units'
-    return {**kw, "skiprows": comments, "index_col": False}, header, units_at
+    if header and len(rows) == 3 and _units_row(rows[0][1], rows[1][1], rows[2][1], kw):
+        units_at = rows[1][0]
+        kw = sniff_csv(rows[0][1], rows[2][1])[0]          # the numbers' decimal mark: the row under the units'
+    return CsvHead(kw, header, rows, comments, units_at)
+
+
+def unquoted(field: str) -> str:
+    """A CSV field without the spaces and double quotes around it (`"ppg [a.u.]"` -> ppg [a.u.])."""
+    return field.strip().strip('"').strip()
 
 
 _DATE_OR_TIME = re.compile(r"\d\d:\d\d|\d{4}-\d\d-\d\d")      # a date-time cell: a time column's, never a unit
@@ -192,7 +221,7 @@ _DATE_OR_TIME = re.compile(r"\d\d:\d\d|\d{4}-\d\d-\d\d")      # a date-time cell
 def _units_row(head: str, line: str, data: str, kw: dict) -> bool:
     """Whether `line`, the one under header `head` and above data line `data`, is a units row (`csv_layout`)."""
     def fields(s: str) -> list[str]:
-        return [t.strip().strip('"').strip() for t in re.split(kw["sep"], s)]
+        return [unquoted(t) for t in re.split(kw["sep"], s)]
     cells = [t for t in fields(line) if t]
     return (bool(cells) and fields(line) != fields(head) and any(is_number(t, ",") for t in fields(data) if t)
             and not any(is_number(t, ",") or _DATE_OR_TIME.search(t) for t in cells))
@@ -235,18 +264,10 @@ def read_table(p: Path, sep: str | None = None) -> CsvTable:
         kw.update(sep=sep, **({"engine": "python"} if sep == r"\s+" else {}))
     skip = kw.pop("skiprows")
     df = _read_csv(p, skip_blank_lines=True, skiprows=skip + [units_at] * (units_at is not None), **kw)
-    units = {}
+    row = {}
     if units_at is not None:                                   # the row as pandas splits it: quotes, separators
-        row = _read_csv(p, skiprows=skip, nrows=1, dtype=str, keep_default_na=False, **kw).iloc[0]
-        units = {str(c).strip(): str(u).strip() for c, u in row.items() if str(u).strip()}
-    for c in df.columns if header else ():                     # a unit written in the name: `time [s]`
-        if (u := name_unit(c)[1]) is None:
-            continue
-        c = str(c).strip()
-        if c in units and unit_key(units[c]) != unit_key(u):
-            raise SqtoolError(f"{p}: column '{c}': its name says {u} but its units row says {units[c]}; make them "
-                              "agree (or remove one)")
-        units.setdefault(c, u)
+        row = _read_csv(p, skiprows=skip, nrows=1, dtype=str, keep_default_na=False, **kw).iloc[0].to_dict()
+    units = column_units(df.columns if header else (), row, str(p))
     empty = 0
     for c in reversed(df.columns):
         if (not header or re.fullmatch(r"Unnamed: \d+|\s*", str(c))) and df[c].isna().all():
@@ -254,6 +275,22 @@ def read_table(p: Path, sep: str | None = None) -> CsvTable:
         else:
             break
     return CsvTable(df.iloc[:, :df.shape[1] - empty] if df.shape[1] > empty else df, header, units)
+
+
+def column_units(columns, row: dict, where: str) -> dict[str, str]:
+    """{column: unit as written} of a CSV's header `columns`: its units row's cells (`row`: {column: cell}, an empty
+    cell none) and the units written at the end of its names (`name_unit`: `time [s]`); a column with both whose two
+    disagree is one line."""
+    units = {str(c).strip(): str(u).strip() for c, u in row.items() if str(u).strip()}
+    for c in columns:
+        if (u := name_unit(c)[1]) is None:
+            continue
+        c = str(c).strip()
+        if c in units and unit_key(units[c]) != unit_key(u):
+            raise SqtoolError(f"{where}: column '{c}': its name says {u} but its units row says {units[c]}; make them "
+                              "agree (or remove one)")
+        units.setdefault(c, u)
+    return units
 
 
 def unit_text(unit: str) -> str:
