@@ -871,6 +871,7 @@ def prepare_spectral(cfg: PredictConfig, art, records, tables: dict | None = Non
     tables = {} if tables is None else tables
     def one(r):                                                        # without the model's channels: left out,
         require_channels(r, stream_channels(r, md["model_cfg"])[0])    # as the bench leaves it out
+        counts_in_units(r, gains)
         rec = S.prepare(r, md["model_cfg"], tables, n_sensors, S.has_acc_resampler(md), gains)
         prog.update(1)
         return released(rec, pipeline_may_push(cfg, art, rec.fs_in))   # before the next recording is read
@@ -884,6 +885,21 @@ def prepare_spectral(cfg: PredictConfig, art, records, tables: dict | None = Non
     streams = [(r.record, r.channels) for r in recs]                   # what each streamed
     return {"recs": recs, "runtime": name, "why": why, "decoder": dec, "decoder_note": note, "short": short,
             "streams": streams, "fed": [fed_channels(r) for r in recs]}
+
+
+def counts_in_units(rec, gains) -> None:
+    """One line where --gains 1 (the file holds the device's int16 counts, fed as they are) meets an accelerometer
+    its CSV writes in a unit the reader converts to g (its units row or column name: mg, m/s^2): g fed as counts
+    (9.8 m/s^2 read as 1 count) otherwise, as `live.live_units` refuses it on stdin."""
+    from sqtool.data.readers.generic import acc_to_g
+    if gains_mode(gains) != "counts":
+        return
+    said = [f"{ch} in {u}" for ch, u in (rec.meta.get("units") or {}).items()
+            if ch.startswith("acc") and (acc_to_g(u) or 1.0) != 1.0]
+    if said:
+        raise SqtoolError(f"{rec.source or rec.record_id}: --gains 1: its CSV says {', '.join(said)}, converted to g "
+                          "as it is read, but --gains 1 feeds the values as the device's int16 counts: give --gains "
+                          "device or counts per g, or write counts as the axes' unit")
 
 
 def pipeline_may_push(cfg: PredictConfig, art, fs_in: float) -> bool:

@@ -362,6 +362,21 @@ def test_bad_stdin_is_one_line(spec_export_dir, wrist, tmp_path, monkeypatch, ca
     assert rc != 0 and len(err.splitlines()) == 1 and re.search(match, err), err
 
 
+def test_a_files_acc_unit_at_gains_1_is_one_line_as_on_stdin(spec_export_dir, wrist, tmp_path, capsys):
+    """A CSV file whose units row says m/s^2 given with --gains 1: the reader converts the axes to g, which were then
+    fed as int16 counts (9.8 m/s^2 -> 1 count, the run finishing as if nothing were wrong); now the line stdin gets."""
+    x, fs = wrist
+    units = "acc_z\ns,a.u.,a.u.,m/s^2,m/s^2,m/s^2\n"
+    (tmp_path / "w.csv").write_text(rows_csv(x[:1500], fs).replace("acc_z\n", units, 1))
+    rc = main(["predict", "--model", str(spec_export_dir), "--data", str(tmp_path / "w.csv"), "--gains", "1",
+               "--out", str(tmp_path / "p")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1, err
+    assert err[0].endswith("w.csv: --gains 1: its CSV says acc_x in m/s^2, acc_y in m/s^2, acc_z in m/s^2, converted "
+                           "to g as it is read, but --gains 1 feeds the values as the device's int16 counts: give "
+                           "--gains device or counts per g, or write counts as the axes' unit"), err
+
+
 def test_garbled_rows_after_a_good_one_are_gaps_said_once(spec_export_dir, model, wrist, tmp_path, monkeypatch,
                                                           capsys):
     """A live device's line cut by a reconnect (too few values, a torn number) after the first good row does not end
