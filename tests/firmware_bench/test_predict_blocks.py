@@ -1,17 +1,20 @@
 """predict's time-domain path (`sqtool predict`, `TaskModel.predict`: `prepare_time_domain`) replays a recording
 through the model's stream in blocks of samples, not one sample a push, and its rows are those of the one-sample
-replay to the bit (NaN gaps and window boundaries inside blocks)."""
+replay to the bit (NaN gaps and window boundaries inside blocks); a model called again and again (a server's
+predict per request, a stream's pushes) lets its runtimes' per-window latencies go, so its memory stays flat."""
 from __future__ import annotations
 
 import functools
 
 import numpy as np
 import pytest
+from fwb_helpers import write_wrist_npz
 from test_api_task_stream import _recording
 from test_predict_targets import export_student
 
 import sqtool
 from sqtool.data.tasks import task_model_cfg
+from sqtool.firmware_bench import runtimes as R
 from sqtool.firmware_bench import stream
 from sqtool.models import get_model_cfg
 
@@ -58,3 +61,49 @@ def test_predict_pushes_blocks_with_the_rows_of_one_sample_a_push(students, expo
     for c in got.columns:
         assert np.array_equal(one[c], got[c], equal_nan=True), c
     m.close()
+
+
+def _latencies(model) -> list[int]:
+    """The per-window latencies each of the model's built runtimes holds (an inner network's too)."""
+    rts = [r for rt in model._runners.values() for r in (rt, getattr(rt, "inner", None)) if isinstance(r, R.Runtime)]
+    assert rts
+    return [len(r.latencies_s) for r in rts]
+
+
+def test_repeated_task_predicts_keep_no_latencies(students):
+    m = sqtool.load_model(students["af"])
+    ppg, _ = _recording(60.0, 125.0)
+    for _ in range(4):
+        assert len(m.predict(ppg, fs=125.0)) == 6
+        assert _latencies(m) == [0]
+    with m.stream(125.0) as s:                            # the stream's pushes too (its own rows: test_api_task_stream)
+        s.push(ppg)
+        assert _latencies(m) == [0]
+    m.close()
+
+
+def test_repeated_hr_predicts_and_pushes_keep_no_latencies(spec_export_dir, tmp_path):
+    """A spectral heart-rate model on an int8 network on the host (runtime c: its latencies timed per window), the
+    same: predict per call, a stream per push."""
+    z = np.load(write_wrist_npz(tmp_path / "w.npz", seconds=40.0))
+    ppg, acc = z["ppg"], np.stack([z[f"acc_{a}"] for a in "xyz"], 1)
+    m = sqtool.load_model(spec_export_dir, runtime="c")
+    for _ in range(3):
+        assert len(m.predict(ppg, acc, fs=125.0)) > 0
+        assert _latencies(m) == [0]
+    s = m.stream(125.0)
+    for a in range(0, len(ppg), 1250):
+        s.push(ppg[a:a + 1250], acc[a:a + 1250])
+        assert _latencies(m) == [0]
+    m.close()
+
+
+def test_a_front_end_runtime_forgets_its_networks_latencies_too(tmp_path):
+    """rr_spec / af_beats run a float network inside `runtimes.FrontEnd`: both lists go; bench's runtimes, used
+    alone, keep theirs (test_runtimes)."""
+    inner = R.Runtime(object(), tmp_path)
+    fe = R.FrontEnd(inner)
+    inner.latencies_s += [1e-3] * 5
+    fe.latencies_s += [2e-3] * 5
+    fe.forget_latencies()
+    assert inner.latencies_s == [] and fe.latencies_s == []
