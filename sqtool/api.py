@@ -44,7 +44,8 @@ from __future__ import annotations
 import numbers
 import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -179,6 +180,20 @@ class _Built:
             self._tmp = ScratchDir(f"sqtool-{type(self).__name__.lower()}-")
         return Path(self._tmp.name)
 
+    @contextmanager
+    def _running(self) -> Iterator[None]:
+        """One call on the model's runtimes (a predict, a stream's push): `_lock` held; after it, the latency of each
+        window they ran let go (`runtimes.Runtime.forget_latencies`: kept for bench's report, read by no one here), so
+        a server calling predict per request, or a stream pushed for a week, keeps its memory flat."""
+        from sqtool.firmware_bench.runtimes import Runtime
+        with self._lock:
+            try:
+                yield
+            finally:
+                for rt in self._runners.values():                   # the C pipeline (CPipelineHost) times nothing
+                    if isinstance(rt, Runtime):
+                        rt.forget_latencies()
+
     def close(self) -> None:
         """Remove the built runtimes' temporary folder now (else when the model is garbage-collected)."""
         self._runners.clear()
@@ -232,7 +247,7 @@ class HrModel(_Built):
         rec = _record(ppg, acc, fs, acc_fs, self.sensors, self.needs_acc, "HrModel.predict")
         # predict's own path, one recording, one call at a time; warning filters as found (the torch runtimes put
         # torch's thread count back themselves)
-        with self._lock, warnings.catch_warnings():
+        with self._running(), warnings.catch_warnings():
             prep = P.prepare_spectral(self._cfg, self._art, [P.checked_record(rec)], self._tables, gains=gains)
             outs, _, _ = P.run_spectral(self._art, prep, self._work(), self._runners)
         r, o = prep["recs"][0], outs[0]
@@ -473,7 +488,7 @@ class HrStream:
         x16, _ = fit_sensors(x16, self.k, self.n_sensors)               # (C_in, n) the device's sensor inputs
         self.n += x.shape[1]
         gap = gap if gap.any() else None
-        with self.model._lock:                                          # the runtime: one call at a time
+        with self.model._running():                                     # the runtime: one call at a time
             o, index = self._windows(x16, gap)
         fe, tab = self.model._tables[self.fs]
         return self.model._result(index * tab.hop / float(fe.fs) + self.model.window_s, o, self.runtime)
@@ -581,7 +596,7 @@ class TaskModel(_Built):
         last good sample; a window of 10 % or more flagged). Checks as `HrModel.predict`'s, one line each."""
         from sqtool.firmware_bench import predict as P
         rec = _record(ppg, acc, fs, acc_fs, self.sensors, self.needs_acc, "TaskModel.predict", every_sensor=True)
-        with self._lock, warnings.catch_warnings():    # predict's own path, one recording; filters as found
+        with self._running(), warnings.catch_warnings():    # predict's own path, one recording; filters as found
             prep = P.prepare_time_domain(self._cfg, self._art, [P.checked_record(rec)])
             outs, _, columns = P.run_time_domain(self._art, prep, self._work(), self._runners)
         return self._result(prep["recs"][0].t0 + self.window_s, outs[0], columns, prep["runtime"])
@@ -737,12 +752,9 @@ class TaskStream:
         from sqtool.firmware_bench.predict import built_runtime
         if wins:
             self.held = None                                            # a window: no longer a short recording
-            with self.model._lock:                                      # the runtime: one call at a time
+            with self.model._running():                                 # the runtime: one call at a time
                 rt = built_runtime(self.model._art, self.runtime, self.model._work(), self.model._runners)
                 y = rt.run_batch(np.stack([w.x for w in wins]))         # (W, C, T) -> (W, outputs) in units
-                for r in (rt, getattr(rt, "inner", None)):              # a window's latency each (bench's):
-                    if r is not None:                                   # a list a week long, let go
-                        r.latencies_s.clear()
             y = np.asarray(y, np.float64).reshape(len(wins), -1)
         else:
             y = np.zeros((0, len(self.table.outputs)))

@@ -1095,7 +1095,8 @@ def prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ()) 
         seconds = r.duration(spec.channels[0])
         if tile:                               # shorter than the window: repeated end to end to fill it, one window
             r = tile_record(r, spec.window_s)
-        rp = replay(r, spec)                   # truth: the heart rate of the windows (an hr model's); TooShort
+        rp = replay(r, spec)                   # in blocks (stream.REPLAY_CHUNK); truth: the heart rate of the
+                                               # windows (an hr model's); TooShort
         hr, task = md.get("task") == "hr", md.get("task")
         return _TdRec(r, r.record_id, subject_key(r.dataset, r.subject), rp.fs_in,
                       seconds, rp.x, rp.t0, rp.flagged, rp.truth if hr else None, r.meta.get("tiled_from_s"),

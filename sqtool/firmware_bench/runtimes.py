@@ -288,6 +288,11 @@ class Runtime:
         return {"runtime": self.name, "precision": self.precision, "file": self.file,
                 "size_bytes": self.size_bytes, **self.extra}
 
+    def forget_latencies(self) -> None:
+        """Let the per-window latencies go: bench reads them all for its report; `sqtool.api` runs a runtime per
+        request (or per pushed chunk) for as long as a server lives, and reads none."""
+        self.latencies_s.clear()
+
 
 class _Timed(Runtime):
     """Runs window by window and records each window's wall time (host latency)."""
@@ -813,6 +818,10 @@ class FrontEnd(Runtime):
         net_s = self.inner.latencies_s[start:]
         self.latencies_s += [a + b for a, b in zip(fe_s, net_s)] if len(net_s) == len(fe_s) else []
         return _front_read(md, z)
+
+    def forget_latencies(self) -> None:
+        super().forget_latencies()
+        self.inner.forget_latencies()
 
     def info(self) -> dict:
         return {**self.inner.info(), "runtime": self.name,

@@ -7,7 +7,8 @@
     s.push_gap(n)                                 # n samples the device never received (held, flagged)
     s.finish()                                    # end of recording: the last windows
 
-    res = replay(record, spec, chunk=25)          # the whole record -> ReplayResult (x, raw, t0, truth...)
+    res = replay(record, spec)                    # the whole record -> ReplayResult (x, raw, t0, truth...)
+    res = replay(record, spec, chunk=25)          # ... pushed as a device's 25-sample chunks (sqtool bench --chunk)
 
 Per channel, at the device rate, samples go through: dropout repair (NaN/Inf and gaps hold the last
 good value and are flagged) -> a streaming polyphase resampler to the model rate
@@ -34,6 +35,12 @@ away from the first/last 8 s, where the offline filter saw no more signal than t
 
 Latency: a window is emitted `latency_s` after its last sample arrived (the resampler's look-ahead,
 0.25 s for 125 -> 40 Hz, plus the "window" filter's look-ahead).
+
+The windows do not depend on how the samples are chunked, to the bit (each resampled sample is the same dot product
+over the same taps in the same order, each window's band-pass runs on the same slice of history; test_stream.py),
+so `replay` pushes a whole record in blocks of REPLAY_CHUNK samples: one sample a push took 40x as long (an hour at
+125 Hz through an AF student's C, `TaskModel.predict`: 34 s, 0.84 s in blocks), and the whole record in one push
+would hold every resampled sample's taps at once (at 125 -> 40 Hz 66 doubles each: 1.8 GB a channel for a day).
 """
 from __future__ import annotations
 
@@ -48,6 +55,7 @@ from sqtool.data.preprocess import (DEFAULT_BAND, StreamingBandpass, _sos, filtf
 from sqtool.firmware_bench.report import too_short
 
 FILTERS = ("window", "causal", "none")
+REPLAY_CHUNK = 1024            # device samples per push when `replay` streams a whole record (8 s at 125 Hz)
 
 
 @dataclass
@@ -361,10 +369,11 @@ def at_stream_rate(record, spec: StreamSpec):
     return record if fs is None else at_whole_hz_where(record, float(fs), lambda f: whole_samples(spec, f))
 
 
-def replay(record, spec: StreamSpec, chunk: int | Sequence[int] = 1, gaps: dict[int, int] | None = None,
+def replay(record, spec: StreamSpec, chunk: int | Sequence[int] = REPLAY_CHUNK, gaps: dict[int, int] | None = None,
            label: str = "hr") -> ReplayResult:
-    """Replay a whole record through a `WindowStream` in chunks (`gaps`: {device sample index: number
-    of samples lost there}, the lost samples are removed from the feed and declared as a gap)."""
+    """Replay a whole record through a `WindowStream` in chunks of `chunk` device samples (sizes in turn for a
+    list; the windows are the same whatever the chunks, see the module docstring) (`gaps`: {device sample index:
+    number of samples lost there}, the lost samples are removed from the feed and declared as a gap)."""
     sig, fs_in = record_matrix(record, spec.channels)
     s = WindowStream(spec, fs_in)
     wins: list[StreamWindow] = []
