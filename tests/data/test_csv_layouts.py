@@ -293,3 +293,10 @@ def test_an_acc_unit_its_csv_writes_wrong_is_fixed_in_the_csv_not_the_dataset_fi
     err = [ln for ln in capsys.readouterr().err.splitlines() if "gravity" in ln]
     assert len(err) == 1 and "looks like g, not m/s^2" in err[0], err
     assert "write g for the acc channels in the CSV (its units row or column name say otherwise) if so" in err[0], err
+
+
+def test_a_preamble_of_any_length_is_skipped(tmp_path):
+    """A logger's preamble of 1,200 '#' lines (a settings dump): its header and rows read as the plain file's (the
+    first 1,000 lines were looked at: 'CSV has no data rows')."""
+    for got in _both(tmp_path, "".join(f"# setting {i}: {i}\n" for i in range(1200)) + PLAIN):
+        _same_as_plain(got)

@@ -164,10 +164,7 @@ def csv_layout(p: Path) -> tuple[dict, bool, int | None]:
     comments: list[int] = []
     try:
         with opener(p, "rt", encoding="utf-8-sig", errors="replace") as f:
-            for i in range(1000):
-                line = f.readline()
-                if not line:
-                    break
+            for i, line in enumerate(f):               # however long the preamble (a file of blank lines: no rows)
                 if not lines and line.lstrip().startswith("#"):
                     comments.append(i)
                 elif line.strip():
