@@ -300,3 +300,15 @@ def test_a_preamble_of_any_length_is_skipped(tmp_path):
     first 1,000 lines were looked at: 'CSV has no data rows')."""
     for got in _both(tmp_path, "".join(f"# setting {i}: {i}\n" for i in range(1200)) + PLAIN):
         _same_as_plain(got)
+
+
+@pytest.mark.parametrize("gap", ["NA,NA", ",NA", "N/A,null"])
+def test_a_first_row_of_missing_values_is_a_gap_not_a_units_row(tmp_path, gap):
+    """A file without a time column whose first row holds no values (NA, as R and pandas write them): that row is a
+    gap sample (NaN), not a units row (it was dropped, every sample one row early, and 'NA' kept as the units)."""
+    f = tmp_path / "rec.csv"
+    f.write_text("ppg,acc_x\n" + gap + "\n" + "".join(f"{p:.4f},{a:.4f}\n" for p, a in zip(PPG, ACC)))
+    r = read_csv(f, fs=FS)
+    assert "units" not in r.meta and len(r.signals["ppg"]) == N + 1
+    assert np.isnan(r.signals["ppg"][0]) and np.isnan(r.signals["acc_x"][0])
+    np.testing.assert_array_equal(r.signals["ppg"][1:], PPG)

@@ -154,9 +154,9 @@ def csv_layout(p: Path) -> tuple[dict, bool, int | None]:
     semicolon (where the first two lines hold as many), else a comma, else whitespace; the decimal mark is a
     comma where a field of a semicolon- or tab-separated data line is a number written so (`-17,64`: European
     spreadsheet exports), else a point. A header row is a first line not all numbers; a units row is the line
-    right under it when none of its fields is a number or a date-time (`s,a.u.`, `ms,counts,g,g,g`) and the line
-    after holds a number. `index_col=False`: a separator ending every data line, as logger and spreadsheet exports
-    write, is no extra column that shifts the others."""
+    right under it when none of its fields is a number, a date-time or a missing value (NA: a first row of gaps),
+    as in `s,a.u.` or `ms,counts,g,g,g`, and the line after holds a number. `index_col=False`: a separator ending
+    every data line, as logger and spreadsheet exports write, is no extra column that shifts the others."""
     import gzip
 
     opener = gzip.open if p.name.lower().endswith(".gz") else open
@@ -184,6 +184,8 @@ def csv_layout(p: Path) -> tuple[dict, bool, int | None]:
 
 
 _DATE_OR_TIME = re.compile(r"\d\d:\d\d|\d{4}-\d\d-\d\d")      # a date-time cell: a time column's, never a unit
+_MISSING = frozenset(("NA", "N/A", "n/a", "#N/A", "#NA", "NULL", "null", "None", "<NA>", "-nan", "-NaN"))   # pandas'
+#   default missing-value cells (read as NaN; nan and NaN are numbers): a data row's, never a unit (nA stays one)
 
 
 def _units_row(head: str, line: str, data: str, kw: dict) -> bool:
@@ -192,7 +194,7 @@ def _units_row(head: str, line: str, data: str, kw: dict) -> bool:
         return [t.strip().strip('"').strip() for t in re.split(kw["sep"], s)]
     cells = [t for t in fields(line) if t]
     return (bool(cells) and fields(line) != fields(head) and any(is_number(t, ",") for t in fields(data) if t)
-            and not any(is_number(t, ",") or _DATE_OR_TIME.search(t) for t in cells))
+            and not any(is_number(t, ",") or _DATE_OR_TIME.search(t) or t in _MISSING for t in cells))
 
 
 def sniff_csv(line: str, data: str) -> tuple[dict, bool]:
