@@ -312,3 +312,17 @@ def test_a_first_row_of_missing_values_is_a_gap_not_a_units_row(tmp_path, gap):
     assert "units" not in r.meta and len(r.signals["ppg"]) == N + 1
     assert np.isnan(r.signals["ppg"][0]) and np.isnan(r.signals["acc_x"][0])
     np.testing.assert_array_equal(r.signals["ppg"][1:], PPG)
+
+
+@pytest.mark.parametrize("delimiter", [",", " "])
+def test_a_header_written_as_a_comment_names_the_columns(tmp_path, delimiter):
+    """numpy.savetxt(..., header="time,ppg,acc_x") writes `# time,ppg,acc_x` above rows of numbers: read as the
+    plain file (it was a header-less file, refused: 'the file has no header row'); a preamble's last line above
+    header-less rows names nothing (one column: still the ppg)."""
+    f = tmp_path / "rec.csv"
+    np.savetxt(f, np.c_[T, PPG, ACC], delimiter=delimiter, header=delimiter.join(("time", "ppg", "acc_x")))
+    _same_as_plain(read_csv(f))
+    f.write_text("# device: Wrist-7\n" + "".join(f"{p:.4f}\n" for p in PPG))
+    r = read_csv(f, fs=FS)
+    assert r.channels == ["ppg"]
+    np.testing.assert_array_equal(r.signals["ppg"], PPG)

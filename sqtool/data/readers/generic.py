@@ -167,6 +167,7 @@ def csv_layout(p: Path) -> tuple[dict, bool, int | None]:
             for i, line in enumerate(f):               # however long the preamble (a file of blank lines: no rows)
                 if not lines and line.lstrip().startswith("#"):
                     comments.append(i)
+                    last_comment = line
                 elif line.strip():
                     lines.append((i, line.strip()))
                     if len(lines) == 3:
@@ -176,6 +177,9 @@ def csv_layout(p: Path) -> tuple[dict, bool, int | None]:
     if not lines:
         raise SqtoolError(f"{p}: CSV has no data rows")
     kw, header = sniff_csv(lines[0][1], lines[min(1, len(lines) - 1)][1])
+    if not header and comments and comments[-1] == lines[0][0] - 1 and \
+            (names := _commented_header(last_comment, lines[0][1], kw["sep"])):
+        kw, header = {**kw, "names": names}, True
     units_at = None
     if header and len(lines) == 3 and _units_row(lines[0][1], lines[1][1], lines[2][1], kw):
         units_at = lines[1][0]
@@ -186,6 +190,20 @@ def csv_layout(p: Path) -> tuple[dict, bool, int | None]:
 _DATE_OR_TIME = re.compile(r"\d\d:\d\d|\d{4}-\d\d-\d\d")      # a date-time cell: a time column's, never a unit
 _MISSING = frozenset(("NA", "N/A", "n/a", "#N/A", "#NA", "NULL", "null", "None", "<NA>", "-nan", "-NaN"))   # pandas'
 #   default missing-value cells (read as NaN; nan and NaN are numbers): a data row's, never a unit (nA stays one)
+
+
+def _commented_header(comment: str, row: str, sep: str) -> list[str] | None:
+    """The column names of a header written as a comment right above a first row of numbers (`# time,ppg`: what
+    numpy.savetxt's header= writes): the comment's fields where they are as many as the row's and one names a time
+    column or a channel sqtool knows (`canonical`), else None (a preamble's last line, not a header)."""
+    def fields(s: str) -> list[str]:
+        return [t.strip().strip('"') for t in re.split(sep, s.strip()) if t.strip()]
+    names = fields(comment.lstrip().removeprefix("#"))
+    known = set(ALIASES.values())
+    if len(names) != len(fields(row)) or not any(
+            (b := name_unit(n)[0]).lower() in TIME_NAMES or canonical(b) in known for n in names):
+        return None
+    return names
 
 
 def _units_row(head: str, line: str, data: str, kw: dict) -> bool:
