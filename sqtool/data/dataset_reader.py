@@ -947,13 +947,20 @@ def check_acc_unit(ds: DatasetFile, channels: dict, signals: dict, fs: dict, whe
         return None
     raw = med / ACC_UNITS[said]                                   # the median as the file writes it
     likely = next((u for u, k in ACC_UNITS.items() if u != said and lo <= raw * k <= hi), None)
-    if likely is None and med <= 2 * hi:          # about 0 (no gravity) or just outside the band: no warning
+    gain = {float(channels[a].gain) for a in axes}              # one that converted the CSV's unit by hand: twice
+    twice = _unit_from_csv(ds, axes, csv_units) and len(gain) == 1 and gain != {1.0} and lo <= med / gain.pop() <= hi
+    if likely is None and med <= 2 * hi and not twice:   # about 0 (no gravity) or just outside the band: no warning
         return None
     seen = ds.report.setdefault("acc_unit_suspect", [])
     if not seen:                                  # once per dataset file (one declared unit), the rest counted
         from sqtool.data.dataset_tasks import warn
         in_g = "" if said == "g" else f" ({med:.3g} g)"          # 'as 3.72e+03 g', not 'as 3.72e+03 g (3.72e+03 g)'
-        if likely is None:                        # no unit fits: raw counts (of a sensor without a unit here)
+        if twice:                                 # gain: converting by hand what the CSV's unit now converts
+            warn(f"{where}: the accelerometer measures gravity as {med:.3g} g: the {said} its CSV writes is read as "
+                 f"such (to g), and the acc channels' gain: {channels['acc_x'].gain:g} in {ds.path.name} converts it "
+                 "again (a gain that converted the unit by hand); drop that gain if so (said for its first such "
+                 "recording; all: ds.report['acc_unit_suspect'])")
+        elif likely is None:                      # no unit fits: raw counts (of a sensor without a unit here)
             warn(f"{where}: the accelerometer measures gravity as {raw:.3g} {said}{in_g}, which fits no unit: "
                  f"raw sensor counts? give the acc channels gain: (g per count) in {ds.path.name}"
                  + ("" if not _unit_from_csv(ds, axes, csv_units) else " and drop the unit its CSV writes"))

@@ -326,3 +326,22 @@ def test_a_header_written_as_a_comment_names_the_columns(tmp_path, delimiter):
     r = read_csv(f, fs=FS)
     assert r.channels == ["ppg"]
     np.testing.assert_array_equal(r.signals["ppg"], PPG)
+
+
+@pytest.mark.parametrize("unit, scale", [("mg", 1000.0), ("m/s^2", 9.80665)])
+def test_a_gain_that_converted_the_header_unit_by_hand_is_named(tmp_path, capsys, unit, scale):
+    """A dataset.yaml written before header units were read, converting `acc_x (mg)` by hand (gain: 0.001): its
+    CSV's unit and the gain now both convert (gravity 0.001 g). The warning names the gain to drop; it said to write
+    g in the CSV (mg), or nothing at all (m/s^2: 0.1 g fits no unit)."""
+    rng = np.random.default_rng(0)
+    acc = np.c_[0.1 * rng.standard_normal(N), 0.1 * rng.standard_normal(N), 1 + 0.1 * rng.standard_normal(N)]  # g
+    (tmp_path / "rec.csv").write_text(f"time,ppg,ax ({unit}),ay ({unit}),az ({unit})\n" + "".join(
+        f"{t:.6f},{p:.4f},{x:.5f},{y:.5f},{z:.5f}\n" for t, p, (x, y, z) in zip(T, PPG, acc * scale)))
+    by_hand = "{column: a%s (" + unit + "), gain: " + f"{1 / scale:.8g}" + "}"
+    (tmp_path / "dataset.yaml").write_text("format: csv\nfiles: rec.csv\ntime_column: time\nchannels: {ppg: ppg, "
+                                           + ", ".join(f"acc_{a}: " + by_hand % a for a in "xyz") + "}\n")
+    capsys.readouterr()
+    next(iter_records(tmp_path / "dataset.yaml"))
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "gravity" in ln]
+    assert len(err) == 1 and f"the {unit} its CSV writes is read as such" in err[0], err
+    assert f"gain: {1 / scale:.6g} in dataset.yaml converts it again" in err[0] and "drop that gain" in err[0], err
