@@ -345,3 +345,19 @@ def test_a_gain_that_converted_the_header_unit_by_hand_is_named(tmp_path, capsys
     err = [ln for ln in capsys.readouterr().err.splitlines() if "gravity" in ln]
     assert len(err) == 1 and f"the {unit} its CSV writes is read as such" in err[0], err
     assert f"gain: {1 / scale:.6g} in dataset.yaml converts it again" in err[0] and "drop that gain" in err[0], err
+
+
+@pytest.mark.parametrize("head, scale", [("Time [UTC]", 1.0), ("Time [UTC]", 1000.0), ("timestamp [epoch ms]", 1000.0),
+                                         ("time (unix)", 1.0)])
+def test_a_time_columns_clock_in_its_name_is_no_unit(tmp_path, head, scale):
+    """Epoch times under `Time [UTC]` read as before header units (s or ms by their size: 'its name says UTC, no
+    time unit sqtool reads' refused them); `[epoch ms]` reads its ms; `time [min]` stays one line."""
+    f = tmp_path / "rec.csv"
+    f.write_text(f"{head},ppg,acc_x\n" + "".join(f"{(1.7e9 + t) * scale:.3f},{p:.4f},{a:.4f}\n"
+                                                  for t, p, a in zip(T, PPG, ACC)))
+    r = read_csv(f)
+    _same_as_plain(r)
+    assert r.meta["start_time"].startswith("2023-11-14T22:13:20")
+    f.write_text("time [min],ppg\n" + "".join(f"{t / 60:.6f},{p:.4f}\n" for t, p in zip(T, PPG)))
+    with pytest.raises(SqtoolError, match=r"its name says 'min', no time unit sqtool reads"):
+        read_csv(f)

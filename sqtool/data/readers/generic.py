@@ -353,16 +353,21 @@ def acc_to_g(written: str) -> float | None:
     return None if unit is None else ACC_UNITS[unit]
 
 
+CLOCK_WORDS = re.compile(r"\b(?:utc|gmt|unix|epoch|posix|local)\b")   # a time column's clock (lower case), no unit
+
+
 def time_unit_of(table: CsvTable, col: str, said: str | None, where: str, said_as: str) -> str | None:
     """The unit time column `col` of `table` is read in (`agreed_unit`): its units-row cell or the unit its name ends
     with (`name_unit`), spelled as a TIME_SPELLINGS key (s, ms, us, seconds, ...), and `said` (a dataset.yaml's
     time_unit, or None). A unit that names no time unit is one line over a column of numbers (no scale to read them
     by, unless `said`), and a label over date-times; None: neither says one (`read_times` goes by the column's name
-    and size)."""
+    and size). Words naming the clock, not the unit (CLOCK_WORDS: `Time [UTC]`, `timestamp [epoch ms]`), are left out:
+    the clock alone says no unit."""
     written = table.units.get(col)
-    if written is None:
+    text = None if written is None else " ".join(CLOCK_WORDS.sub(" ", unit_text(written)).split())
+    if not text:
         return said
-    unit = TIME_SPELLINGS.get(unit_text(written))
+    unit = TIME_SPELLINGS.get(text)
     if unit is None and said is None and table.df[col].dtype.kind in "iuf":
         raise SqtoolError(f"{where}: time column '{col}': {unit_from(col)} says {written!r}, no time unit sqtool "
                           f"reads ({', '.join(TIME_UNITS)}); write one of them there")
