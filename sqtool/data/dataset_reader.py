@@ -994,6 +994,8 @@ AXIS_GRAVITY_GAIN = 4.0         # the spread of gravity's norm over 2 s windows 
 #   median) at least this many times smaller with one axis rescaled: a wrist turning moves gravity between axes of
 #   one unit without changing its norm (best other rescaling on those recordings: 2.4x, at a spread of 0.2 %)
 AXIS_SPREAD_FLOOR = 0.02        # a spread below 2 % is already steady: no evidence to gain
+AXIS_MOTION_FLOOR = 1e-9        # g: an axis moving less is still (a device at rest writing 0.12 m/s^2 every sample: the
+#   mean of a window of them differs from each by a rounding, 1e-17 g, whose ratios said 'reads 1/9.81 the scale')
 
 
 def axis_unit_note(ds: DatasetFile, channels: dict, win: np.ndarray, where: str, csv_units: dict | None = None) -> bool:
@@ -1014,7 +1016,7 @@ def axis_unit_note(ds: DatasetFile, channels: dict, win: np.ndarray, where: str,
 
     mean = win.mean(axis=1)                                          # (W, 3)
     motion = np.median(np.sqrt(((win - mean[:, None, :]) ** 2).mean(axis=1)), axis=0)          # (3,)
-    if not np.all(motion > 0):
+    if not np.all(motion > AXIS_MOTION_FLOOR):                      # an axis still: no motion to compare
         return False
     _, now = spread(mean)
     fits = []                                    # (-|log motion ratio|, axis, scale, motion before, after, g)
