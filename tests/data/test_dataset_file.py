@@ -287,8 +287,9 @@ def test_a_still_accelerometer_is_no_axis_warning(tmp_path, capsys):
     (tmp_path / "rec").mkdir()
     (tmp_path / "rec" / "s1_a.csv").write_text("time,ppg,ax,ay,az\n" + "".join(
         f"{i / 64:.6f},{np.sin(i / 8):.4f},0.12,0.21,9.79\n" for i in range(64 * 120)))
-    (tmp_path / "dataset.yaml").write_text("format: csv\nroot: rec\ntime_column: time\nchannels: {ppg: ppg, "
-                                           + ", ".join(f"acc_{a}: {{column: a{a}, unit: m/s^2}}" for a in "xyz") + "}\n")
+    acc = ", ".join(f"acc_{a}: {{column: a{a}, unit: m/s^2}}" for a in "xyz")
+    (tmp_path / "dataset.yaml").write_text(f"format: csv\nroot: rec\ntime_column: time\n"
+                                           f"channels: {{ppg: ppg, {acc}}}\n")
     ds = load_dataset_file(tmp_path / "dataset.yaml")
     ds.records()
     assert "warning" not in capsys.readouterr().err and "acc_axis_unit_suspect" not in ds.report
