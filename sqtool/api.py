@@ -657,8 +657,10 @@ class TaskStream:
         if feeds_records(self.runtime) or self.runtime.startswith("mcu_"):
             raise SqtoolError(f"{where}: runtime {self.runtime} does not stream ("
                               + ("it is fed whole recordings" if feeds_records(self.runtime) else
-                                 "its QEMU starts once a call") + "): load_model(export, runtime='c') (or tflite, "
-                              "onnx, torch)")
+                                 "its QEMU starts once a call") + "): load_model(export, runtime='c') (predict "
+                              "--data -: --runtime c; or tflite, onnx, torch)")
+        with model._lock:                                               # built now: a runtime the export lacks is
+            P.built_runtime(model._art, self.runtime, model._work(), model._runners)   # one line here, not mid-stream
         self.table = P.TdColumns.of(resp_view(md))
         self.tile = md.get("short_records") == "tile"
         self.reset()                                                    # a rate the model cannot take: one line

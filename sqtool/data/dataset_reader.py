@@ -947,13 +947,20 @@ def check_acc_unit(ds: DatasetFile, channels: dict, signals: dict, fs: dict, whe
         return None
     raw = med / ACC_UNITS[said]                                   # the median as the file writes it
     likely = next((u for u, k in ACC_UNITS.items() if u != said and lo <= raw * k <= hi), None)
-    if likely is None and med <= 2 * hi:          # about 0 (no gravity) or just outside the band: no warning
+    gain = {float(channels[a].gain) for a in axes}              # one that converted the CSV's unit by hand: twice
+    twice = _unit_from_csv(ds, axes, csv_units) and len(gain) == 1 and gain != {1.0} and lo <= med / gain.pop() <= hi
+    if likely is None and med <= 2 * hi and not twice:   # about 0 (no gravity) or just outside the band: no warning
         return None
     seen = ds.report.setdefault("acc_unit_suspect", [])
     if not seen:                                  # once per dataset file (one declared unit), the rest counted
         from sqtool.data.dataset_tasks import warn
         in_g = "" if said == "g" else f" ({med:.3g} g)"          # 'as 3.72e+03 g', not 'as 3.72e+03 g (3.72e+03 g)'
-        if likely is None:                        # no unit fits: raw counts (of a sensor without a unit here)
+        if twice:                                 # gain: converting by hand what the CSV's unit now converts
+            warn(f"{where}: the accelerometer measures gravity as {med:.3g} g: the {said} its CSV writes is read as "
+                 f"such (to g), and the acc channels' gain: {channels['acc_x'].gain:g} in {ds.path.name} converts it "
+                 "again (a gain that converted the unit by hand); drop that gain if so (said for its first such "
+                 "recording; all: ds.report['acc_unit_suspect'])")
+        elif likely is None:                      # no unit fits: raw counts (of a sensor without a unit here)
             warn(f"{where}: the accelerometer measures gravity as {raw:.3g} {said}{in_g}, which fits no unit: "
                  f"raw sensor counts? give the acc channels gain: (g per count) in {ds.path.name}"
                  + ("" if not _unit_from_csv(ds, axes, csv_units) else " and drop the unit its CSV writes"))
@@ -987,6 +994,8 @@ AXIS_GRAVITY_GAIN = 4.0         # the spread of gravity's norm over 2 s windows 
 #   median) at least this many times smaller with one axis rescaled: a wrist turning moves gravity between axes of
 #   one unit without changing its norm (best other rescaling on those recordings: 2.4x, at a spread of 0.2 %)
 AXIS_SPREAD_FLOOR = 0.02        # a spread below 2 % is already steady: no evidence to gain
+AXIS_MOTION_FLOOR = 1e-9        # g: an axis moving less is still (a device at rest writing 0.12 m/s^2 every sample: the
+#   mean of a window of them differs from each by a rounding, 1e-17 g, whose ratios said 'reads 1/9.81 the scale')
 
 
 def axis_unit_note(ds: DatasetFile, channels: dict, win: np.ndarray, where: str, csv_units: dict | None = None) -> bool:
@@ -1007,7 +1016,7 @@ def axis_unit_note(ds: DatasetFile, channels: dict, win: np.ndarray, where: str,
 
     mean = win.mean(axis=1)                                          # (W, 3)
     motion = np.median(np.sqrt(((win - mean[:, None, :]) ** 2).mean(axis=1)), axis=0)          # (3,)
-    if not np.all(motion > 0):
+    if not np.all(motion > AXIS_MOTION_FLOOR):                      # an axis still: no motion to compare
         return False
     _, now = spread(mean)
     fits = []                                    # (-|log motion ratio|, axis, scale, motion before, after, g)

@@ -293,3 +293,71 @@ def test_an_acc_unit_its_csv_writes_wrong_is_fixed_in_the_csv_not_the_dataset_fi
     err = [ln for ln in capsys.readouterr().err.splitlines() if "gravity" in ln]
     assert len(err) == 1 and "looks like g, not m/s^2" in err[0], err
     assert "write g for the acc channels in the CSV (its units row or column name say otherwise) if so" in err[0], err
+
+
+def test_a_preamble_of_any_length_is_skipped(tmp_path):
+    """A logger's preamble of 1,200 '#' lines (a settings dump): its header and rows read as the plain file's (the
+    first 1,000 lines were looked at: 'CSV has no data rows')."""
+    for got in _both(tmp_path, "".join(f"# setting {i}: {i}\n" for i in range(1200)) + PLAIN):
+        _same_as_plain(got)
+
+
+@pytest.mark.parametrize("gap", ["NA,NA", ",NA", "N/A,null"])
+def test_a_first_row_of_missing_values_is_a_gap_not_a_units_row(tmp_path, gap):
+    """A file without a time column whose first row holds no values (NA, as R and pandas write them): that row is a
+    gap sample (NaN), not a units row (it was dropped, every sample one row early, and 'NA' kept as the units)."""
+    f = tmp_path / "rec.csv"
+    f.write_text("ppg,acc_x\n" + gap + "\n" + "".join(f"{p:.4f},{a:.4f}\n" for p, a in zip(PPG, ACC)))
+    r = read_csv(f, fs=FS)
+    assert "units" not in r.meta and len(r.signals["ppg"]) == N + 1
+    assert np.isnan(r.signals["ppg"][0]) and np.isnan(r.signals["acc_x"][0])
+    np.testing.assert_array_equal(r.signals["ppg"][1:], PPG)
+
+
+@pytest.mark.parametrize("delimiter", [",", " "])
+def test_a_header_written_as_a_comment_names_the_columns(tmp_path, delimiter):
+    """numpy.savetxt(..., header="time,ppg,acc_x") writes `# time,ppg,acc_x` above rows of numbers: read as the
+    plain file (it was a header-less file, refused: 'the file has no header row'); a preamble's last line above
+    header-less rows names nothing (one column: still the ppg)."""
+    f = tmp_path / "rec.csv"
+    np.savetxt(f, np.c_[T, PPG, ACC], delimiter=delimiter, header=delimiter.join(("time", "ppg", "acc_x")))
+    _same_as_plain(read_csv(f))
+    f.write_text("# device: Wrist-7\n" + "".join(f"{p:.4f}\n" for p in PPG))
+    r = read_csv(f, fs=FS)
+    assert r.channels == ["ppg"]
+    np.testing.assert_array_equal(r.signals["ppg"], PPG)
+
+
+@pytest.mark.parametrize("unit, scale", [("mg", 1000.0), ("m/s^2", 9.80665)])
+def test_a_gain_that_converted_the_header_unit_by_hand_is_named(tmp_path, capsys, unit, scale):
+    """A dataset.yaml written before header units were read, converting `acc_x (mg)` by hand (gain: 0.001): its
+    CSV's unit and the gain now both convert (gravity 0.001 g). The warning names the gain to drop; it said to write
+    g in the CSV (mg), or nothing at all (m/s^2: 0.1 g fits no unit)."""
+    rng = np.random.default_rng(0)
+    acc = np.c_[0.1 * rng.standard_normal(N), 0.1 * rng.standard_normal(N), 1 + 0.1 * rng.standard_normal(N)]  # g
+    (tmp_path / "rec.csv").write_text(f"time,ppg,ax ({unit}),ay ({unit}),az ({unit})\n" + "".join(
+        f"{t:.6f},{p:.4f},{x:.5f},{y:.5f},{z:.5f}\n" for t, p, (x, y, z) in zip(T, PPG, acc * scale)))
+    by_hand = "{column: a%s (" + unit + "), gain: " + f"{1 / scale:.8g}" + "}"
+    (tmp_path / "dataset.yaml").write_text("format: csv\nfiles: rec.csv\ntime_column: time\nchannels: {ppg: ppg, "
+                                           + ", ".join(f"acc_{a}: " + by_hand % a for a in "xyz") + "}\n")
+    capsys.readouterr()
+    next(iter_records(tmp_path / "dataset.yaml"))
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "gravity" in ln]
+    assert len(err) == 1 and f"the {unit} its CSV writes is read as such" in err[0], err
+    assert f"gain: {1 / scale:.6g} in dataset.yaml converts it again" in err[0] and "drop that gain" in err[0], err
+
+
+@pytest.mark.parametrize("head, scale", [("Time [UTC]", 1.0), ("Time [UTC]", 1000.0), ("timestamp [epoch ms]", 1000.0),
+                                         ("time (unix)", 1.0)])
+def test_a_time_columns_clock_in_its_name_is_no_unit(tmp_path, head, scale):
+    """Epoch times under `Time [UTC]` read as before header units (s or ms by their size: 'its name says UTC, no
+    time unit sqtool reads' refused them); `[epoch ms]` reads its ms; `time [min]` stays one line."""
+    f = tmp_path / "rec.csv"
+    f.write_text(f"{head},ppg,acc_x\n" + "".join(f"{(1.7e9 + t) * scale:.3f},{p:.4f},{a:.4f}\n"
+                                                  for t, p, a in zip(T, PPG, ACC)))
+    r = read_csv(f)
+    _same_as_plain(r)
+    assert r.meta["start_time"].startswith("2023-11-14T22:13:20")
+    f.write_text("time [min],ppg\n" + "".join(f"{t / 60:.6f},{p:.4f}\n" for t, p in zip(T, PPG)))
+    with pytest.raises(SqtoolError, match=r"its name says 'min', no time unit sqtool reads"):
+        read_csv(f)

@@ -280,6 +280,21 @@ def test_one_acc_axis_in_another_unit_is_one_warning_naming_the_axis_and_the_uni
     assert len(ds.report["acc_axis_unit_suspect"]) == 2 and "acc_unit_suspect" not in ds.report
 
 
+def test_a_still_accelerometer_is_no_axis_warning(tmp_path, capsys):
+    """A device at rest writing the same m/s^2 every sample (0.12, 0.21, 9.79): no axis moves, so none reads off the
+    others' scale. The rounding of each window's mean (1e-17 g) was read as motion: 'acc_y reads about 1/9.81 the
+    scale of acc_x and acc_z ... set unit: g on acc_y'."""
+    (tmp_path / "rec").mkdir()
+    (tmp_path / "rec" / "s1_a.csv").write_text("time,ppg,ax,ay,az\n" + "".join(
+        f"{i / 64:.6f},{np.sin(i / 8):.4f},0.12,0.21,9.79\n" for i in range(64 * 120)))
+    acc = ", ".join(f"acc_{a}: {{column: a{a}, unit: m/s^2}}" for a in "xyz")
+    (tmp_path / "dataset.yaml").write_text(f"format: csv\nroot: rec\ntime_column: time\n"
+                                           f"channels: {{ppg: ppg, {acc}}}\n")
+    ds = load_dataset_file(tmp_path / "dataset.yaml")
+    ds.records()
+    assert "warning" not in capsys.readouterr().err and "acc_axis_unit_suspect" not in ds.report
+
+
 @pytest.mark.parametrize("unit", ["g", "m/s^2"])
 def test_linear_acceleration_is_no_warning(tmp_path, capsys, unit):
     """A sensor that removes gravity (a phone's linear acceleration) measures no gravity however much it moves (here

@@ -184,3 +184,12 @@ def test_the_mcu_runtime_does_not_stream(students):
         m.stream(125.0)
     assert sqtool.TaskStream is sqtool.api.TaskStream and "TaskStream" in sqtool.__all__ and \
         "TaskStream" in sqtool.api.__all__
+
+
+def test_a_runtime_the_export_lacks_is_one_line_when_the_stream_opens(students):
+    """The af student has no ONNX file: stream() says so at once. It was said at the first window, after predict
+    --data - had printed its CSV header (and started the run) on every row before it."""
+    m = sqtool.load_model(students["af"], runtime="onnx")
+    with pytest.raises(SqtoolError, match=r"has no model_int8.onnx"):
+        m.stream(125.0)
+    m.close()

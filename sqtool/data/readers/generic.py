@@ -149,20 +149,22 @@ def csv_options(p: Path) -> tuple[dict, bool]:
 
 def csv_layout(p: Path) -> tuple[dict, bool, int | None]:
     """(pandas.read_csv keywords, whether the file has a header row, the 0-based line of a units row or None) from
-    its first lines (`csv_head`, within the first 1000): its '#' comment lines before the first row are skipped
-    (`skiprows`). `index_col=False`: a separator ending every data line, as logger and spreadsheet exports write, is
-    no extra column that shifts the others."""
+    its first lines (`csv_head`): its '#' comment lines before the first row are skipped (`skiprows`), however many;
+    a header written as the last of them names the columns (`CsvHead.commented`). `index_col=False`: a separator
+    ending every data line, as logger and spreadsheet exports write, is no extra column that shifts the others."""
     import gzip
-    import itertools
 
     opener = gzip.open if p.name.lower().endswith(".gz") else open
     try:
         with opener(p, "rt", encoding="utf-8-sig", errors="replace") as f:
-            head = csv_head(itertools.islice(iter(f.readline, ""), 1000))
+            head = csv_head(iter(f.readline, ""))     # however long the preamble: no further than the third row
     except (OSError, EOFError) as e:
         raise SqtoolError(f"{p}: corrupt or unreadable CSV ({first_line(e)})")
     if head is None:
         raise SqtoolError(f"{p}: CSV has no data rows")
+    if head.commented:                                  # `# time,ppg` above rows of numbers: their header
+        return {**head.kw, "header": None, "names": head.commented, "skiprows": head.comments, "index_col": False}, \
+            True, None
     return {**head.kw, "skiprows": head.comments, "index_col": False}, head.header, head.units_at
 
 
@@ -174,6 +176,8 @@ class CsvHead:
     rows: list[tuple[int, str]]     # (line, text stripped) of the first rows past the comments and blank lines (<= 3)
     comments: list[int]             # the '#' comment lines before the first row
     units_at: int | None            # the units row's line (rows[1]'s), or None
+    commented: list[str] | None = None   # the names of a header written as the last comment line right above a first
+    #                                      row of numbers (`# time,ppg`: numpy.savetxt's header=), else None
 
     @property
     def data_at(self) -> int:
@@ -188,14 +192,16 @@ def csv_head(lines) -> CsvHead | None:
     are blank lines. The separator is a tab, else a semicolon (where the first two rows hold as many), else a comma,
     else whitespace; the decimal mark is a comma where a field of a semicolon- or tab-separated data line is a number
     written so (`-17,64`: European spreadsheet exports), else a point. A header row is a first row not all numbers;
-    a units row is the row right under it when none of its fields is a number or a date-time (`s,a.u.`,
-    `ms,counts,g,g,g`) and the row after holds a number."""
+    a units row is the row right under it when none of its fields is a number, a date-time or a missing value (NA:
+    a first row of gaps), as in `s,a.u.` or `ms,counts,g,g,g`, and the row after holds a number."""
     rows: list[tuple[int, str]] = []
     comments: list[int] = []
+    last_comment = ""
     for i, line in enumerate(lines):
         line = line.lstrip("\ufeff") if i == 0 else line
         if not rows and line.lstrip().startswith("#"):
             comments.append(i)
+            last_comment = line
         elif line.strip():
             rows.append((i, line.strip()))
             if len(rows) == 3:
@@ -203,11 +209,14 @@ def csv_head(lines) -> CsvHead | None:
     if not rows:
         return None
     kw, header = sniff_csv(rows[0][1], rows[min(1, len(rows) - 1)][1])
+    commented = None
+    if not header and comments and comments[-1] == rows[0][0] - 1:
+        commented = _commented_header(last_comment, rows[0][1], kw["sep"])
     units_at = None
     if header and len(rows) == 3 and _units_row(rows[0][1], rows[1][1], rows[2][1], kw):
         units_at = rows[1][0]
         kw = sniff_csv(rows[0][1], rows[2][1])[0]          # the numbers' decimal mark: the row under the units'
-    return CsvHead(kw, header, rows, comments, units_at)
+    return CsvHead(kw, header, rows, comments, units_at, commented)
 
 
 def unquoted(field: str) -> str:
@@ -216,6 +225,22 @@ def unquoted(field: str) -> str:
 
 
 _DATE_OR_TIME = re.compile(r"\d\d:\d\d|\d{4}-\d\d-\d\d")      # a date-time cell: a time column's, never a unit
+_MISSING = frozenset(("NA", "N/A", "n/a", "#N/A", "#NA", "NULL", "null", "None", "<NA>", "-nan", "-NaN"))   # pandas'
+#   default missing-value cells (read as NaN; nan and NaN are numbers): a data row's, never a unit (nA stays one)
+
+
+def _commented_header(comment: str, row: str, sep: str) -> list[str] | None:
+    """The column names of a header written as a comment right above a first row of numbers (`# time,ppg`: what
+    numpy.savetxt's header= writes): the comment's fields where they are as many as the row's and one names a time
+    column or a channel sqtool knows (`canonical`), else None (a preamble's last line, not a header)."""
+    def fields(s: str) -> list[str]:
+        return [unquoted(t) for t in re.split(sep, s.strip()) if t.strip()]
+    names = fields(comment.lstrip().removeprefix("#"))
+    known = set(ALIASES.values())
+    if len(names) != len(fields(row)) or not any(
+            (b := name_unit(n)[0]).lower() in TIME_NAMES or canonical(b) in known for n in names):
+        return None
+    return names
 
 
 def _units_row(head: str, line: str, data: str, kw: dict) -> bool:
@@ -224,7 +249,7 @@ def _units_row(head: str, line: str, data: str, kw: dict) -> bool:
         return [unquoted(t) for t in re.split(kw["sep"], s)]
     cells = [t for t in fields(line) if t]
     return (bool(cells) and fields(line) != fields(head) and any(is_number(t, ",") for t in fields(data) if t)
-            and not any(is_number(t, ",") or _DATE_OR_TIME.search(t) for t in cells))
+            and not any(is_number(t, ",") or _DATE_OR_TIME.search(t) or t in _MISSING for t in cells))
 
 
 def sniff_csv(line: str, data: str) -> tuple[dict, bool]:
@@ -373,16 +398,21 @@ def acc_to_g(written: str) -> float | None:
     return None if unit is None else ACC_UNITS[unit]
 
 
+CLOCK_WORDS = re.compile(r"\b(?:utc|gmt|unix|epoch|posix|local)\b")   # a time column's clock (lower case), no unit
+
+
 def time_unit_of(table: CsvTable, col: str, said: str | None, where: str, said_as: str) -> str | None:
     """The unit time column `col` of `table` is read in (`agreed_unit`): its units-row cell or the unit its name ends
     with (`name_unit`), spelled as a TIME_SPELLINGS key (s, ms, us, seconds, ...), and `said` (a dataset.yaml's
     time_unit, or None). A unit that names no time unit is one line over a column of numbers (no scale to read them
     by, unless `said`), and a label over date-times; None: neither says one (`read_times` goes by the column's name
-    and size)."""
+    and size). Words naming the clock, not the unit (CLOCK_WORDS: `Time [UTC]`, `timestamp [epoch ms]`), are left out:
+    the clock alone says no unit."""
     written = table.units.get(col)
-    if written is None:
+    text = None if written is None else " ".join(CLOCK_WORDS.sub(" ", unit_text(written)).split())
+    if not text:
         return said
-    unit = TIME_SPELLINGS.get(unit_text(written))
+    unit = TIME_SPELLINGS.get(text)
     if unit is None and said is None and table.df[col].dtype.kind in "iuf":
         raise SqtoolError(f"{where}: time column '{col}': {unit_from(col)} says {written!r}, no time unit sqtool "
                           f"reads ({', '.join(TIME_UNITS)}); write one of them there")
