@@ -2,7 +2,8 @@
 
 Python API (README "Python API"): `sqtool.load_model(export_dir) -> HrModel`, `HrModel.predict(ppg, acc, fs) ->
 HrResult`, `HrModel.stream(fs) -> HrStream`; any other export -> TaskModel, `TaskModel.predict(ppg, acc, fs) ->
-TaskResult`, `TaskModel.stream(fs) -> TaskStream` (`sqtool.api`). Loaded on first use: `import sqtool` imports neither numpy nor torch.
+TaskResult`, `TaskModel.stream(fs) -> TaskStream` (`sqtool.api`). Loaded on first use: `import sqtool` imports
+neither numpy nor torch.
 """
 import os as _os
 

@@ -404,7 +404,8 @@ FEW_SUBJECTS = 10        # below this many training subjects of one's own, SP Cu
 def few_subjects_note(ds, datasets, n_subjects: int) -> str:
     """One `note:` line when a dataset of one's own trains alone on few subjects: the README's advice to train
     beside SP Cup, with the figure behind it (wrist_exercise LOSO on its 4 other subjects alone errs 27.90 BPM on the
-    mean of subjects, 13.97 with SP Cup's 12 beside: benchmarks/results/hr_spectral_wrist_only.md, hr_spectral_wrist.md).
+    mean of subjects, 13.97 with SP Cup's 12 beside: benchmarks/results/hr_spectral_wrist_only.md,
+    hr_spectral_wrist.md).
     Empty when SP Cup is trained on already, when another dataset is beside, or with FEW_SUBJECTS or more."""
     if ds is None or len(datasets) > 1 or "troika" in datasets or n_subjects >= FEW_SUBJECTS:
         return ""

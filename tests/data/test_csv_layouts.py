@@ -167,7 +167,8 @@ def test_data_inspect_says_the_accelerometer_unit_its_units_rows_gave(tmp_path, 
         f"{t:.6f},{a * 9.80665:.6f}\n" for t, a in zip(T, ACC)))
     assert main(["data", "inspect", "--data", str(tmp_path / "dataset.yaml")]) == 0
     line = next(ln for ln in capsys.readouterr().out.splitlines() if "accelerometer:" in ln)
-    assert line.strip() == "accelerometer: acc_x: value in m/s^2 or mg (as its CSV writes it), each recording's -> g", line
+    said = "accelerometer: acc_x: value in m/s^2 or mg (as its CSV writes it), each recording's -> g"
+    assert line.strip() == said, line
 
 
 # A unit written at the end of a column's name, as device and lab exports write it: (the header, the time column's

@@ -144,7 +144,8 @@ def test_memory_stays_flat_over_hours(students):
                                 r"Hz over all of it, which a stream cannot\): resample it to a whole-Hz rate on the "
                                 r"device; at the model's own 40 Hz a device streams as is$"),
     (lambda m: m.stream(125.0).push(np.zeros((2, 50))), r"^TaskStream.push: ppg must be \(n,\) or \(n, S\) for the "
-                                                        r"model's S = 1 sensor column\(s\) \(ppg\), got shape \(2, 50\)$"),
+                                                        r"model's S = 1 sensor column\(s\) \(ppg\), "
+                                                        r"got shape \(2, 50\)$"),
     (lambda m: m.stream(125.0).push(np.zeros((1, 50))), r"got shape \(1, 50\) \(channels-first\? pass ppg.T\)$"),
     (lambda m: m.stream(125.0).push(np.zeros(5) * 1j), r"^TaskStream.push: ppg must hold real numbers"),
     (lambda m: m.stream(125.0).push(np.zeros(5), np.zeros((3, 5))), r"^TaskStream.push: acc must be \(5, 3\), x, y, "

@@ -161,7 +161,8 @@ def test_stdin_rows_through_a_time_domain_export_are_predicts(export_dir, wrist,
     x = x[:, [0, 2, 3, 4]]                                              # ppg, acc x, y, z: the student's channels
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(rows_csv(x, fs, ("ppg", "acc_x", "acc_y",
                                                                                     "acc_z")).encode())))
-    assert main(["predict", "--model", str(export_dir), "--data", "-", "--fs", "125", "--out", str(tmp_path / "p")]) == 0
+    assert main(["predict", "--model", str(export_dir), "--data", "-", "--fs", "125",
+                 "--out", str(tmp_path / "p")]) == 0
     cap = capsys.readouterr()
     from sqtool.firmware_bench.predict import csv_cell
     m = sqtool.load_model(export_dir)
@@ -187,7 +188,8 @@ def test_stdin_rows_through_a_time_domain_export_are_predicts(export_dir, wrist,
         [csv_cell("hr_bpm", v) for v in ref.hr_bpm]
     causal.close()
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"ppg,acc_x\n1,2\n")))
-    assert main(["predict", "--model", str(export_dir), "--data", "-", "--fs", "125", "--out", str(tmp_path / "q")]) == 1
+    assert main(["predict", "--model", str(export_dir), "--data", "-", "--fs", "125",
+                 "--out", str(tmp_path / "q")]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "the header (ppg,acc_x) has no acc_y, acc_z: this model reads ppg, acc_x, " \
         "acc_y, acc_z" in err, err
