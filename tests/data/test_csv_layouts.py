@@ -117,18 +117,22 @@ def test_a_units_row_disagreeing_with_the_dataset_file_is_one_line_naming_both(t
     assert "\n" not in str(e.value)
 
 
-def test_a_stream_files_preamble_and_units_row_are_read_as_its_own(tmp_path):
-    """acc.csv beside ppg.csv (`file:`), with a logger's preamble and a units row in mg: read as the same stream
+@pytest.mark.parametrize("ppg_head, acc_head, end, units", [
+    ("time,ppg", "# logger 3\ntime,acc_x,\nms,mg,", ",", {"acc_x": "mg"}),        # a preamble and a units row
+    ("time [s],ppg [a.u.]", "time [ms],acc_x [mg]", "", {"ppg": "a.u.", "acc_x": "mg"}),   # units in the names
+], ids=["preamble and units row", "header units"])
+def test_a_stream_files_layout_is_read_as_its_own(tmp_path, ppg_head, acc_head, end, units):
+    """acc.csv beside ppg.csv (`file:`), named time and acc_x in the dataset.yaml, with a logger's preamble and a
+    units row in mg, or `time [ms],acc_x [mg]` as its header: aligned on its clock in ms, read as the same stream
     written plain in g."""
-    (tmp_path / "ppg.csv").write_text("time,ppg\n" + "".join(f"{t:.6f},{p:.4f}\n" for t, p in zip(T, PPG)))
-    (tmp_path / "acc.csv").write_text("# logger 3\ntime,acc_x,\nms,mg,\n" + "".join(
-        f"{t * 1000:.3f},{a * 1000:.1f},\n" for t, a in zip(T, ACC)))
+    (tmp_path / "ppg.csv").write_text(f"{ppg_head}\n" + "".join(f"{t:.6f},{p:.4f}\n" for t, p in zip(T, PPG)))
+    (tmp_path / "acc.csv").write_text(f"{acc_head}\n" + "".join(
+        f"{t * 1000:.3f},{a * 1000:.1f}{end}\n" for t, a in zip(T, ACC)))
     (tmp_path / "dataset.yaml").write_text("format: csv\nfiles: ppg.csv\ntime_column: time\n"
                                            "channels: {ppg: ppg, acc_x: {file: acc.csv, column: acc_x}}\n")
     r = next(iter_records(tmp_path / "dataset.yaml"))
-    np.testing.assert_array_equal(r.signals["ppg"], PPG)
-    np.testing.assert_allclose(r.signals["acc_x"], ACC, rtol=0, atol=1e-12)
-    assert r.fs["acc_x"] == FS and r.meta["units"] == {"acc_x": "mg"}
+    _same_as_plain(r, acc_atol=1e-12)
+    assert r.fs["acc_x"] == FS and r.meta["units"] == units
 
 
 @pytest.mark.parametrize("text, said", [
@@ -214,19 +218,6 @@ def test_data_inspect_names_the_channels_of_a_header_with_units(tmp_path, capsys
     f.write_text("time (ms),ppg (counts),acc_x (m/s^2)\n" + "".join(_rows(t_scale=1000, a_scale=9.80665)))
     assert main(["data", "inspect", "--data", str(f)]) == 0
     assert "channels: ppg @ 64 Hz, acc_x @ 64 Hz" in capsys.readouterr().out
-
-
-def test_a_stream_files_header_units_are_read_as_its_own(tmp_path):
-    """acc.csv beside ppg.csv (`file:`) whose header says `time [ms],acc_x [mg]`, named time and acc_x in the
-    dataset.yaml: aligned on its clock in ms, in g."""
-    (tmp_path / "ppg.csv").write_text("time [s],ppg [a.u.]\n" + "".join(f"{t:.6f},{p:.4f}\n" for t, p in zip(T, PPG)))
-    (tmp_path / "acc.csv").write_text("time [ms],acc_x [mg]\n" + "".join(
-        f"{t * 1000:.3f},{a * 1000:.1f}\n" for t, a in zip(T, ACC)))
-    (tmp_path / "dataset.yaml").write_text("format: csv\nfiles: ppg.csv\ntime_column: time\n"
-                                           "channels: {ppg: ppg, acc_x: {file: acc.csv, column: acc_x}}\n")
-    r = next(iter_records(tmp_path / "dataset.yaml"))
-    _same_as_plain(r, acc_atol=1e-12)
-    assert r.meta["units"] == {"ppg": "a.u.", "acc_x": "mg"}
 
 
 @pytest.mark.parametrize("head, yaml, said", [
