@@ -190,8 +190,9 @@ def csv_head(lines) -> CsvHead | None:
     row: a file's, or `predict --data -`'s stdin as it arrives), None where it holds no row. A UTF-8 byte order mark
     and '#' comment lines before the first row (a logger's preamble: device, firmware, start time) are skipped, as
     are blank lines. The separator is a tab, else a semicolon (where the first two rows hold as many), else a comma,
-    else whitespace; the decimal mark is a comma where a field of a semicolon- or tab-separated data line is a number
-    written so (`-17,64`: European spreadsheet exports), else a point. A header row is a first row not all numbers;
+    else whitespace; the decimal mark is a comma where a field of a semicolon- or tab-separated data line held (a
+    first row of whole numbers hides none) is a number written so (`-17,64`: European spreadsheet exports), else a
+    point. A header row is a first row not all numbers;
     a units row is the row right under it when none of its fields is a number, a date-time or a missing value (NA:
     a first row of gaps), as in `s,a.u.` or `ms,counts,g,g,g`, and the row after holds a number."""
     rows: list[tuple[int, str]] = []
@@ -208,7 +209,7 @@ def csv_head(lines) -> CsvHead | None:
                 break
     if not rows:
         return None
-    kw, header = sniff_csv(rows[0][1], rows[min(1, len(rows) - 1)][1])
+    kw, header = sniff_csv(rows[0][1], *[r for _, r in rows[1:]] or [rows[0][1]])   # every row held: a decimal comma
     commented = None
     if not header and comments and comments[-1] == rows[0][0] - 1:
         commented = _commented_header(last_comment, rows[0][1], kw["sep"])
@@ -252,16 +253,18 @@ def _units_row(head: str, line: str, data: str, kw: dict) -> bool:
             and not any(is_number(t, ",") or _DATE_OR_TIME.search(t) or t in _MISSING for t in cells))
 
 
-def sniff_csv(line: str, data: str) -> tuple[dict, bool]:
-    """`csv_options` from a first line (a header or a row) and a data line (the next non-blank one; the first again
-    where there is none): a file's first two lines, or `predict --data -`'s header and first row on stdin."""
+def sniff_csv(line: str, data: str, *more: str) -> tuple[dict, bool]:
+    """`csv_layout`'s keywords from a first line (a header or a row) and a data line (the next non-blank one; the
+    first again where there is none) and `more` after it (a decimal comma in any of the lines counts: `0;1` then
+    `0,015625;2`): a file's first rows, or `predict --data -`'s header and first rows on stdin."""
     line, data = line.strip(), data.strip()
     semi = ";" in line and line.count(";") == data.count(";")
     sep = "\t" if "\t" in line else ";" if semi else "," if "," in line else ";" if ";" in line else r"\s+"
 
     def fields(s: str) -> list[str]:
         return [t.strip().strip('"') for t in re.split(sep, s) if t.strip()]
-    decimal = "," if sep != "," and any(is_number(t, ",") for t in fields(data) if "," in t) else "."
+    decimal = "," if sep != "," and any(is_number(t, ",") for d in (line, data, *more) for t in fields(d) if "," in t) \
+        else "."
     header = not all(is_number(t, decimal) for t in fields(line))
     kw = {"sep": sep, "header": 0 if header else None, "decimal": decimal,
           **({"engine": "python"} if sep == r"\s+" else {})}
