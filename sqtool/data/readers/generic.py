@@ -140,13 +140,6 @@ def is_number(t: str, decimal: str = ".") -> bool:
         return False
 
 
-def csv_options(p: Path) -> tuple[dict, bool]:
-    """(pandas.read_csv keywords: sep, header, decimal, engine, skiprows, index_col; whether the file has a header
-    row): `csv_layout`'s, the rows of a units row (a label file's or a beats file's has none) read as data."""
-    kw, header, _ = csv_layout(p)
-    return kw, header
-
-
 def csv_layout(p: Path) -> tuple[dict, bool, int | None]:
     """(pandas.read_csv keywords, whether the file has a header row, the 0-based line of a units row or None) from
     its first lines (`csv_head`): its '#' comment lines before the first row are skipped (`skiprows`), however many;
@@ -335,7 +328,8 @@ def unit_key(unit: str) -> str:
 
 LABEL_UNITS = frozenset((    # units a sensor column's name ends with in parentheses, kept as its label (lower case)
     "a.u.", "au", "arb. units", "arb.u.", "counts", "count", "adc", "lsb", "v", "mv", "uv", "µv", "μv", "na", "ua",
-    "µa", "μa", "%", "bpm", "1/min", "mmhg", "°c", "degc", "deg/s", "dps", "rad/s"))
+    "µa", "μa", "%", "bpm", "1/min", "/min", "beats/min", "br/min", "breaths/min", "brpm", "mmhg", "°c", "degc",
+    "deg/s", "dps", "rad/s"))     # (a label file's `hr (bpm)`, `rr (br/min)` too)
 _NAME_UNIT = re.compile(r"(?P<name>.*?\S)\s*(?:\[(?P<bracket>[^\[\]]*)\]|\((?P<paren>[^()]*)\))")
 
 
