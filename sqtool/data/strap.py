@@ -1,6 +1,6 @@
 """A chest strap's beats as the heart-rate truth of a recording (`labels: {hr: {beats: "strap/{stem}.csv"}}`).
 
-    beats_s, how = read_beats(f, src, rec, name, window_s, said)   # (n,) beat times, s from rec's first sample; how: text
+    beats_s, how = read_beats(f, src, rec, name, window_s, said)   # (n,) beat times, s from rec's first sample
 
 then `data.ecg.beat_train_hr` scores each window as one ECG detector's beats are scored (60 / mean RR, the same
 clean rule), doubtful windows NaN and counted (dataset_reader). The file is a CSV (comma, semicolon or tab, as a
@@ -21,9 +21,10 @@ name, gives its times' and R-R intervals' units), one row per beat, in one of th
 
 Units and clocks, as a label `file:`'s: R-R in `unit` (ms, the default, or s), or, where unit: is not said, as the
 file writes it (its units row, or the column's name: `RR-interval [ms]`, `ibi (s)`; `rr_unit`); times in seconds
-from the recording's first sample (numbers in `time_unit`, or the file's own: `time [ms]`), or with `origin: clock` wall-clock times on the recording's own
-clock (numbers since 1970 in time_unit, or date-times as a Polar export writes them); `offset_s` (s) is added to the
-beat times then (the strap's clock onto the recording's: positive when the strap's runs behind), in every form.
+from the recording's first sample (numbers in `time_unit`, or the file's own: `time [ms]`, which must agree with it
+where both are said), or with `origin: clock` wall-clock times on the recording's own clock (numbers since 1970 in
+time_unit, or date-times as a Polar export writes them); `offset_s` (s) is added to the beat times then (the strap's
+clock onto the recording's: positive when the strap's runs behind), in every form.
 
 Bad input, one SqtoolError line naming the file: no such file; no R-R or time column (naming the columns it has);
 R-R values whose median says the other unit (0.8 said in ms, 800 said in s) or no heart rate at all; an R-R of 0 or
