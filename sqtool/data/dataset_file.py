@@ -270,7 +270,8 @@ class DatasetFile:
     split: Split = field(default_factory=Split)
     report: dict = field(default_factory=dict)      # filled by records(): excluded, skipped, doubtful hr windows
     units_said: frozenset = frozenset()             # the unit keys the file gives (time_unit, channels.acc_x.unit,
-    #                                                 channels.acc_x.time_unit): a CSV's units row must agree with them
+    #                                                 channels.acc_x.time_unit, labels.hr.time_unit): a CSV's units
+    #                                                 row (or a unit in a column's name) must agree with them
     recordings: tuple[str, ...] = ()                # only the recordings these patterns pick (`picks`; predict and
     #                                                 bench --recordings): none = every one
 
@@ -553,6 +554,8 @@ def parse_dataset(d: dict, path: Path, data_root: str | os.PathLike | None = Non
             raise SqtoolError(f"{path}: {key}: 'reader' is for built-in layouts only" if ls.reader is not None
                               else f"{path}: {key}: format {fmt} gives its labels through 'reader: NAME'")
         ls.time_unit = _text(ls.time_unit, f"{key}.time_unit", path)
+        if isinstance(src, dict) and "time_unit" in src:       # said, not defaulted: a file's own must agree
+            ds.units_said |= {f"{key}.time_unit"}
         if ls.time_unit not in TIME_UNITS:
             raise SqtoolError(f"{path}: {key}.time_unit must be s, ms or us, got {ls.time_unit!r}")
         if ls.time_unit != "s" and not timed:

@@ -1115,20 +1115,21 @@ def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: 
         f = fill_path(ds, Path(rec.source), src.file)
         if not f.is_file():
             raise SqtoolError(f"{where}: label '{name}' file {f} not found")
-        from sqtool.data.readers._common import numeric_column, read_csv
-        from sqtool.data.readers.generic import csv_options
-        df = read_csv(f, **csv_options(f)[0])                      # comma, semicolon or tab, as a recording's
-        df.columns = [str(c).strip().lower() for c in df.columns]
-        tcol, vcol = (next((c for c in ((own.strip().lower(),) if own else auto) if c in df.columns), None)
+        from sqtool.data.readers._common import numeric_column
+        table = label_table(f)                                     # as a recording's: separator, units row, ...
+        df = table.df
+        tcol, vcol = (named_column(df.columns, (own,) if own else auto)
                       for own, auto in ((src.start_column, ("start", "start_s", "time", "t")),
                                         (src.value_column, (name, "bpm", "value", "rr"))))
         if tcol is None or vcol is None:
             raise SqtoolError(f"{f}: label file needs a start column ({src.start_column or 'start/time'}) and a value "
                               f"column ({src.value_column or name}); it has {', '.join(df.columns)} (name yours: "
                               f"{name}: {{file: ..., start_column: ..., value_column: ...}})")
+        check_label_unit(table, vcol, unit, name, f, custom=name not in ("hr", "rr"))
         v = numeric_column(df, vcol, str(f))
         _plausible(ds, name, v, f"{f}: column '{vcol}'")
-        t = label_times(df[tcol], tcol, src, rec, f, name) - STAMPS[src.stamp] * w     # (rows,) starts, s
+        t = label_times(df[tcol], tcol, src, rec, f, name, file_time_unit(table, tcol, src, f, said_unit(ds, name))) \
+            - STAMPS[src.stamp] * w                                # (rows,) starts, s
         if src.offset_s:                                           # the reference's clock onto the recording's
             t, v = shifted_rows(on_window_grid(t, ds, f, name, rec), v, ds, name, rec, f)
         not_before_start(t, ds, name, rec, f, tcol)
@@ -1153,7 +1154,7 @@ def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: 
         from sqtool.data.ecg import beat_train_hr
         from sqtool.data.strap import read_beats
         f = fill_path(ds, Path(rec.source), src.beats)
-        beats, how = read_beats(f, src, rec, name, w)
+        beats, how = read_beats(f, src, rec, name, w, said_unit(ds, name))
         starts = label_starts(ds, rec)
         hr, flags, reasons = beat_train_hr(beats, starts, w)
         rec.meta.update(hr_windows=int(len(hr)), hr_doubtful=int(np.sum(flags)),
@@ -1313,10 +1314,66 @@ def clock_start(rec: Record, f: Path, name: str) -> float:
     return epoch_s(start)
 
 
-def label_times(col, tcol: str, src, rec: Record, f: Path, name: str) -> np.ndarray:
+def label_table(f: Path):
+    """Label or beats file `f`'s rows, read as a recording's are (`generic.read_table`: its separator and decimal
+    mark, a '#' preamble, a units row under the header, a unit at the end of a column's name: `time [s]`,
+    `hr (bpm)`), its column names stripped."""
+    from sqtool.data.readers.generic import read_table
+    table = read_table(f)
+    table.df.columns = [str(c).strip() for c in table.df.columns]
+    return table
+
+
+def named_column(columns, names) -> str | None:
+    """The first of `columns` a name of `names` (in their order, case ignored) names, as written or without the unit
+    at its end (`generic.name_unit`: `start` names `start [s]`); None where none."""
+    from sqtool.data.readers.generic import name_unit
+    for n in (str(n).strip().lower() for n in names):
+        for c in columns:
+            if n in (str(c).lower(), name_unit(c)[0].lower()):
+                return c
+    return None
+
+
+def said_unit(ds: DatasetFile, name: str) -> str | None:
+    """How the dataset file says label `name`'s time_unit ("dataset.yaml says time_unit: ms in labels.hr"), for a
+    line where its file's own disagrees; None where it says none (the default, s, gives way to the file's)."""
+    if f"labels.{name}.time_unit" not in ds.units_said:
+        return None
+    return f"{ds.path.name} says time_unit: {ds.labels[name].time_unit} in labels.{name}"
+
+
+def file_time_unit(table, tcol: str, src, f: Path, said: str | None) -> str:
+    """The unit label or beats file `f`'s time column `tcol` is read in: its units-row cell or the unit its name
+    ends with (`generic.time_unit_of`: `time [ms]`), which must agree with the dataset file's time_unit where it
+    says one (`said`, `said_unit`), else src.time_unit (default s)."""
+    from sqtool.data.readers.generic import time_unit_of
+    return time_unit_of(table, tcol, src.time_unit if said else None, str(f), said or "") or src.time_unit
+
+
+PER_MINUTE = ("1/min", "/min", "min^-1", "min-1", "per min", "per minute")
+LABEL_SPELLINGS = {"bpm": frozenset(("bpm", "beats/min", "beat/min", "beats per minute", *PER_MINUTE)),
+                   "breaths/min": frozenset(("breaths/min", "breath/min", "br/min", "brpm", "bpm", "rpm",
+                                             "breaths per minute", *PER_MINUTE))}   # hr's, rr's units as written
+
+
+def check_label_unit(table, vcol: str, unit: str, name: str, f: Path, custom: bool) -> None:
+    """A unit label file `f` writes for value column `vcol` (its units row, or its name: `hr [bpm]`) must be label
+    `name`'s `unit` (hr: bpm, rr: breaths/min, as LABEL_SPELLINGS spells them; a custom label's own unit:, case
+    ignored), else one line naming both (an `hr [ms]` column holds R-R intervals, not a heart rate)."""
+    from sqtool.data.readers.generic import unit_from, unit_text
+    written = table.units.get(vcol)
+    if written is None or unit_text(written) in LABEL_SPELLINGS.get(unit, {unit_text(unit)}):
+        return
+    raise SqtoolError(f"{f}: column '{vcol}': {unit_from(vcol)} says {written}, but label {name} is in {unit}"
+                      + (f" (labels.{name}.unit)" if custom else "") + "; make them agree (or remove the file's)")
+
+
+def label_times(col, tcol: str, src, rec: Record, f: Path, name: str, unit: str | None = None) -> np.ndarray:
     """Time column `tcol` (a pandas column) of label file or beats file `f` in s from the recording's first sample:
-    numbers in src.time_unit, from the first sample or (origin: clock) on the recording's clock; or date-times
-    (origin: clock said), local times beside a local clock or instants beside instants (else one line)."""
+    numbers in `unit` (`file_time_unit`; default src.time_unit), from the first sample or (origin: clock) on the
+    recording's clock; or date-times (origin: clock said), local times beside a local clock or instants beside
+    instants (else one line)."""
     from sqtool.data.readers._common import numeric_column
     if col.dtype == object or str(col.dtype).startswith(("str", "string")):     # date-times
         if src.origin != "clock":
@@ -1331,7 +1388,7 @@ def label_times(col, tcol: str, src, rec: Record, f: Path, name: str) -> np.ndar
                               f"({rec.meta.get('start_time')}) are not both local times or both instants: one "
                               "would be off by the UTC offset; write both the same way")
         return rel + epoch_s(first) - start
-    t = numeric_column(col.to_frame(tcol), tcol, str(f)) * TIME_UNITS[src.time_unit]
+    t = numeric_column(col.to_frame(tcol), tcol, str(f)) * TIME_UNITS[unit or src.time_unit]
     return t - clock_start(rec, f, name) if src.origin == "clock" else t
 
 

@@ -1,12 +1,13 @@
 """A chest strap's beats as the heart-rate truth of a recording (`labels: {hr: {beats: "strap/{stem}.csv"}}`).
 
-    beats_s, how = read_beats(f, src, rec, name, window_s)   # (n,) beat times, s from rec's first sample; how: text
+    beats_s, how = read_beats(f, src, rec, name, window_s, said)   # (n,) beat times, s from rec's first sample
 
 then `data.ecg.beat_train_hr` scores each window as one ECG detector's beats are scored (60 / mean RR, the same
 clean rule), doubtful windows NaN and counted (dataset_reader). The file is a CSV (comma, semicolon or tab, as a
-recording's: `generic.csv_options`), one row per beat, in one of three forms:
+recording's, `dataset_reader.label_table`: a units row under the header, or a unit at the end of a column's
+name, gives its times' and R-R intervals' units), one row per beat, in one of three forms:
 
-    R-R only       an R-R column (value_column, else one of RR_COLUMNS, case and a "[ms]" suffix ignored; a
+    R-R only       an R-R column (value_column, else one of RR_COLUMNS, case and a "[ms]" unit ignored; a
                    header-less file of one column is one): the beats lie at the intervals' cumulative sum from the
                    recording's first sample. Valid only when the strap started with the recording; nothing shows
                    a dropout (beats the strap never sent move every later beat earlier).
@@ -18,10 +19,12 @@ recording's: `generic.csv_options`), one row per beat, in one of three forms:
                    skin): the series is re-anchored there and the windows across the gap are flagged (dropout).
     time only      a time column and no R-R column: one row per beat (the beat times).
 
-Units and clocks, as a label `file:`'s: R-R in `unit` (ms, the default, or s); times in seconds from the
-recording's first sample (numbers in `time_unit`), or with `origin: clock` wall-clock times on the recording's own
-clock (numbers since 1970 in time_unit, or date-times as a Polar export writes them); `offset_s` (s) is added to the
-beat times then (the strap's clock onto the recording's: positive when the strap's runs behind), in every form.
+Units and clocks, as a label `file:`'s: R-R in `unit` (ms, the default, or s), or, where unit: is not said, as the
+file writes it (its units row, or the column's name: `RR-interval [ms]`, `ibi (s)`; `rr_unit`); times in seconds
+from the recording's first sample (numbers in `time_unit`, or the file's own: `time [ms]`, which must agree with it
+where both are said), or with `origin: clock` wall-clock times on the recording's own clock (numbers since 1970 in
+time_unit, or date-times as a Polar export writes them); `offset_s` (s) is added to the beat times then (the strap's
+clock onto the recording's: positive when the strap's runs behind), in every form.
 
 Bad input, one SqtoolError line naming the file: no such file; no R-R or time column (naming the columns it has);
 R-R values whose median says the other unit (0.8 said in ms, 800 said in s) or no heart rate at all; an R-R of 0 or
@@ -50,10 +53,10 @@ ANCHOR_PERCENTILE = 10                       # of a stretch's offsets: where its
 
 
 def column_key(name) -> str:
-    """A column's name as matched: lower case, a trailing unit ("[ms]", "(s)") dropped, spaces and dashes as "_"
-    ("RR-interval [ms]" -> rr_interval, "Phone timestamp" -> phone_timestamp)."""
-    s = re.sub(r"\s*[\[(][^\])]*[\])]\s*$", "", str(name).strip().lower())
-    return re.sub(r"[\s\-]+", "_", s)
+    """A column's name as matched: lower case, the unit at its end dropped (`generic.name_unit`: "[ms]", "(s)"),
+    spaces and dashes as "_" ("RR-interval [ms]" -> rr_interval, "Phone timestamp" -> phone_timestamp)."""
+    from sqtool.data.readers.generic import name_unit
+    return re.sub(r"[\s\-]+", "_", name_unit(name)[0].strip().lower())
 
 
 def _find(names: list[str], own: str | None, auto: tuple[str, ...]) -> str | None:
@@ -65,17 +68,17 @@ def _find(names: list[str], own: str | None, auto: tuple[str, ...]) -> str | Non
     return None
 
 
-def read_beats(f: Path, src, rec, name: str, window_s: float) -> tuple[np.ndarray, str]:
+def read_beats(f: Path, src, rec, name: str, window_s: float, said: str | None = None) -> tuple[np.ndarray, str]:
     """(beat times (n,) in s from `rec`'s first sample, inside its signal; how they were placed, for meta) of beats
-    file `f` of label `name` (`src`: its LabelSource: value_column, start_column, unit, time_unit, origin)."""
-    from sqtool.data.readers._common import numeric_column, read_csv
-    from sqtool.data.readers.generic import csv_options
+    file `f` of label `name` (`src`: its LabelSource: value_column, start_column, unit, time_unit, origin; `said`:
+    how the dataset file says its time_unit, `dataset_reader.said_unit`, or None)."""
+    from sqtool.data.dataset_reader import file_time_unit, label_table, label_times
+    from sqtool.data.readers._common import numeric_column
     if not f.is_file():
         raise SqtoolError(f"{f}: label '{name}' beats file not found (labels.{name}.beats)")
-    kw, header = csv_options(f)
-    df = read_csv(f, **kw)
-    names = [str(c).strip() for c in df.columns]
-    df.columns = names
+    table = label_table(f)                         # as a recording's: separator, units row, `RR-interval [ms]`
+    df, header = table.df, table.header
+    names = list(df.columns)
     rcol = _find(names, src.value_column, RR_COLUMNS) if header or src.value_column else \
         (names[0] if len(names) == 1 else None)                  # a header-less column of numbers: the intervals
     tcol = _find(names, src.start_column, TIME_COLUMNS) if header else None
@@ -90,13 +93,14 @@ def read_beats(f: Path, src, rec, name: str, window_s: float) -> tuple[np.ndarra
                                                      ("time_unit", src.time_unit, "s")) if v != d]):
         raise SqtoolError(f"{f}: labels.{name}.{said[0]} is for the beats file's times, and it has no time column "
                           f"(its columns: {', '.join(names)}): name it with start_column, or drop {said[0]}")
-    from sqtool.data.dataset_reader import label_times
-    t = label_times(df[tcol], tcol, src, rec, f, name) if tcol is not None else None
+    t = label_times(df[tcol], tcol, src, rec, f, name, file_time_unit(table, tcol, src, f, said)) \
+        if tcol is not None else None
     if rcol is None:                                             # one row per beat
         _increasing(t, f, tcol, "beat times")
         beats, how = t, f"beat times ({f.name})"
     else:
-        rr = _intervals(numeric_column(df, rcol, str(f)), rcol, src, f, name, timed=t is not None)
+        unit = rr_unit(table, rcol, src, f)
+        rr = _intervals(numeric_column(df, rcol, str(f)), rcol, unit, f, name, timed=t is not None)
         if t is None:
             beats, how = np.cumsum(rr), f"R-R intervals ({f.name}), placed from the recording's first sample"
         else:
@@ -109,10 +113,29 @@ def read_beats(f: Path, src, rec, name: str, window_s: float) -> tuple[np.ndarra
     return _inside(beats, rec, f, name, window_s), how
 
 
-def _intervals(x: np.ndarray, rcol: str, src, f: Path, name: str, timed: bool) -> np.ndarray:
-    """R-R column `rcol` in s: its median plausible in the unit said, every interval > 0; empty cells only beside
-    a time column (without one, the beats after an empty cell cannot be placed)."""
-    unit = src.unit or "ms"
+def rr_unit(table, rcol: str, src, f: Path) -> tuple[str, str | None]:
+    """(the unit R-R column `rcol` is read in, a key of RR_UNITS; where the file writes it, `generic.unit_from`, or
+    None): labels.<name>.unit where said (a file's unit that disagrees is then told by `_intervals`' median check:
+    ms and s lie 1000x apart), else its units-row cell or the unit its name ends with (`RR-interval [ms]`,
+    `ibi (s)`), else ms. A unit written that is neither ms nor s: one line."""
+    from sqtool.data.readers._common import TIME_SPELLINGS
+    from sqtool.data.readers.generic import unit_from, unit_text
+    written = table.units.get(rcol)
+    row = None if written is None else TIME_SPELLINGS.get(unit_text(written))
+    if written is not None and row not in RR_UNITS:
+        raise SqtoolError(f"{f}: R-R column '{rcol}': {unit_from(rcol)} says {written}, and R-R intervals are in "
+                          f"{' or '.join(RR_UNITS)}; write one of them there")
+    if src.unit is not None or row is None:
+        return src.unit or "ms", None
+    return row, unit_from(rcol)
+
+
+def _intervals(x: np.ndarray, rcol: str, unit: tuple[str, str | None], f: Path, name: str,
+               timed: bool) -> np.ndarray:
+    """R-R column `rcol` in s: its median plausible in `unit` (`rr_unit`: the unit, where the file writes it), every
+    interval > 0; empty cells only beside a time column (without one, the beats after an empty cell cannot be
+    placed)."""
+    unit, by = unit
     fin = x[np.isfinite(x)]
     if not fin.size:
         raise SqtoolError(f"{f}: R-R column '{rcol}' holds no numbers")
@@ -120,8 +143,9 @@ def _intervals(x: np.ndarray, rcol: str, src, f: Path, name: str, timed: bool) -
     lo, hi = RR_PLAUSIBLE_S
     if not lo <= med * RR_UNITS[unit] <= hi:
         other = next((u for u, k in RR_UNITS.items() if u != unit and lo <= med * k <= hi), None)
-        fix = (f"say unit: s in labels.{name}" if other == "s" else f"drop unit: s from labels.{name} (R-R are read "
-               "in ms unless it says s)") if other else f"R-R intervals are {lo * 1000:g}-{hi * 1000:g} ms"
+        fix = (f"{by} says {unit}: write {other} there" if by else f"say unit: s in labels.{name}" if other == "s"
+               else f"drop unit: s from labels.{name} (R-R are read in ms unless it says s)") if other \
+            else f"R-R intervals are {lo * 1000:g}-{hi * 1000:g} ms"
         raise SqtoolError(f"{f}: R-R column '{rcol}' has a median of {med:g}, read in {unit}: "
                           + (f"the values look like {'seconds' if other == 's' else 'milliseconds'}; {fix}"
                              if other else f"no heart rate ({fix})"))

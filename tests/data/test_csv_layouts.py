@@ -89,6 +89,19 @@ def test_a_bom_before_a_header_less_file_is_no_header(tmp_path):
     np.testing.assert_array_equal(r.signals["ppg"], PPG)
 
 
+def test_a_decimal_comma_after_a_first_row_of_whole_numbers_is_read(tmp_path):
+    """`time;ppg` then `0;0`, `0,015625;0,9` (a spreadsheet's rows, its first whole): the decimal comma is sniffed
+    from every row csv_head holds, not the first alone (was "neither numbers nor date-times (day is out of range
+    for month: 0)")."""
+    text = "time;ppg\n" + "".join(f"{t:g};{p:g}\n".replace(".", ",") for t, p in zip(T, PPG))
+    assert text.split("\n")[1] == "0;0"
+    f = tmp_path / "rec.csv"
+    f.write_text(text)
+    r = read_csv(f)
+    assert r.fs == {"ppg": FS}
+    np.testing.assert_array_equal(r.signals["ppg"], PPG)
+
+
 def test_a_units_row_is_read_as_the_dataset_files_units(tmp_path):
     """m/s^2 (or mg) in a units row converts the accelerometer to g as `unit: m/s^2` does; the row's cells are the
     record's `units`, a PPG's unknown one (counts) kept as its label; a dataset.yaml saying the same is fine."""

@@ -436,3 +436,45 @@ def test_label_file_warnings_are_one_line_per_cause_over_the_files_and_inspect_l
     assert main(["data", "inspect", "--data", str(p), "--progress", "false"]) == 0
     each = [ln for ln in capsys.readouterr().err.splitlines() if "sqtool: warning:" in ln]
     assert len(each) == 6 and sum(str(tmp_path / "rr" / "p3_icu.csv") in ln for ln in each) == 2
+
+
+@pytest.mark.parametrize("head, scale", [("time [s],rr [br/min]", 1), ("start,rr\ns,breaths/min", 1),
+                                         ("time (ms),rr (brpm)", 1000), ("start;rr\nms;1/min", 1000)])
+def test_units_in_a_label_files_names_or_units_row_are_read_as_a_recordings(tmp_path, head, scale):
+    """A label file beside recordings whose columns carry units reads them too: `time [s],rr [br/min]` (was 'label
+    file needs a start column (time)'), a units row under `start,rr` (was 'row 1 is not a number'), a time unit
+    there read as the file's time_unit (ms: its rows at 0, 2000, ... ms read as 0, 2, ... s)."""
+    recordings(tmp_path)
+    sep = ";" if ";" in head else ","
+    for stem in ("p1_icu", "p2_icu"):
+        (tmp_path / "rr").mkdir(exist_ok=True)
+        (tmp_path / "rr" / f"{stem}.csv").write_text(head + "\n" + "".join(
+            f"{t * scale:g}{sep}{16 + (i % 5)}\n" for i, t in enumerate(np.arange(0.0, 53.0, 2.0))))
+    lab = load_dataset_file(dataset(tmp_path)).records()[0].labels["rr"]
+    assert lab.times[-1] == 52.0 and np.array_equal(lab.values[:3], [16, 17, 18]) and np.isfinite(lab.values).all()
+
+
+@pytest.mark.parametrize("head, extra, says", [
+    ("time [ms],rr", "", None),
+    ("time [ms],rr", "labels: {rr: {file: 'rr/{stem}.csv', time_unit: ms}}\n", None),
+    ("time [ms],rr", "labels: {rr: {file: 'rr/{stem}.csv', time_unit: s}}\n",
+     "time column 'time [ms]': its name says ms but dataset.yaml says time_unit: s in labels.rr; make them agree"),
+    ("time,rr\nms,mmHg", "", "column 'rr': its units row says mmHg, but label rr is in breaths/min; make them agree"),
+    ("time,spo2 [%]", "labels: {spo2: {file: 'rr/{stem}.csv', unit: '%'}}\n", None),
+    ("time,spo2 [mmHg]", "labels: {spo2: {file: 'rr/{stem}.csv', unit: '%'}}\n",
+     "column 'spo2 [mmHg]': its name says mmHg, but label spo2 is in % (labels.spo2.unit)"),
+])
+def test_a_label_files_units_agree_with_the_dataset_files_or_are_one_line(tmp_path, head, extra, says):
+    """A label file's time unit agrees with labels.<name>.time_unit where both are given, its value column's unit
+    with the label's own (hr bpm, rr breaths/min, a custom label's unit:); else one line naming both."""
+    recordings(tmp_path)
+    for stem in ("p1_icu", "p2_icu"):
+        label_file(tmp_path, stem, np.arange(0.0, 53000.0, 2000.0) if "ms" in head else np.arange(0.0, 53.0, 2.0),
+                   head=head)
+    yaml = YAML.replace("labels: {rr: {file: 'rr/{stem}.csv'}}\n", extra) if extra else YAML
+    if says is None:
+        rec = load_dataset_file(dataset(tmp_path, yaml=yaml)).records()[0]
+        lab = rec.labels["spo2" if "spo2" in head else "rr"]
+        assert lab.times[-1] == 52.0 and np.array_equal(lab.values[:3], [16, 17, 18])
+    else:
+        assert says in one_line_error(dataset(tmp_path, yaml=yaml))

@@ -225,6 +225,23 @@ def test_beat_times_in_ms_and_rr_in_seconds(tmp_path):
     assert rec.meta["hr_doubtful"] == 0 and np.max(np.abs(hr - window_truth(b, starts))) < 0.3
 
 
+@pytest.mark.parametrize("head", ["time [ms];ibi [s]", "time;ibi\nms;s"])
+def test_units_in_the_beats_files_names_or_units_row_are_read_as_time_unit_and_unit(tmp_path, head):
+    """`time [ms];ibi [s]` (or a units row `ms;s`) reads as time_unit: ms, unit: s said in the dataset file (a units
+    row was 'row 1 is not a number'; the names' units were dropped, the R-R read in ms); a time_unit said that
+    disagrees with the file's is one line naming both."""
+    b = rest_beats()
+    (tmp_path / "strap").mkdir()
+    (tmp_path / "strap" / "a.csv").write_text(head + "\n" + "".join(f"{1000 * x:.0f};{y:.4f}\n"
+                                                                   for x, y in zip(b[1:], np.diff(b))))
+    rec = load_dataset_file(watch(tmp_path, "{beats: 'strap/{stem}.csv'}", clock=False)).records()[0]
+    hr, starts = rec.labels["hr"].values, rec.labels["hr"].times
+    assert rec.meta["hr_doubtful"] == 0 and np.max(np.abs(hr - window_truth(b, starts))) < 0.3
+    with pytest.raises(SqtoolError) as e:
+        load_dataset_file(watch(tmp_path, "{beats: 'strap/{stem}.csv', time_unit: s}", clock=False)).records()
+    assert "says ms but dataset.yaml says time_unit: s in labels.hr" in str(e.value) and "\n" not in str(e.value)
+
+
 B = rest_beats()
 BAD = {   # name: (file text or None, label spec, what the line says)
     "missing": (None, "{beats: 'strap/{stem}.csv'}", "beats file not found"),
@@ -233,6 +250,10 @@ BAD = {   # name: (file text or None, label spec, what the line says)
                       "no R-R column 'ibi' found; it has rr"),
     "seconds_said_ms": ("rr\n" + "0.8\n" * 200, "{beats: 'strap/{stem}.csv'}", "look like seconds; say unit: s"),
     "ms_said_s": ("rr\n" + "800\n" * 200, "{beats: 'strap/{stem}.csv', unit: s}", "look like milliseconds"),
+    "ms_named_s": ("ibi[s]\n" + "800\n" * 200, "{beats: 'strap/{stem}.csv'}",
+                   "look like milliseconds; its name says s: write ms there"),
+    "rr_named_bpm": ("rr[bpm]\n" + "75\n" * 200, "{beats: 'strap/{stem}.csv'}",
+                     "R-R column 'rr[bpm]': its name says bpm, and R-R intervals are in ms or s"),
     "not_increasing": ("beat_s\n1.0\n1.8\n1.5\n2.4\n", "{beats: 'strap/{stem}.csv'}",
                        "beat times in column 'beat_s' do not increase: row 3"),
     "no_overlap": ("beat_s\n" + "".join(f"{500 + x:.3f}\n" for x in B), "{beats: 'strap/{stem}.csv'}",

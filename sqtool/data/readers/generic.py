@@ -140,13 +140,6 @@ def is_number(t: str, decimal: str = ".") -> bool:
         return False
 
 
-def csv_options(p: Path) -> tuple[dict, bool]:
-    """(pandas.read_csv keywords: sep, header, decimal, engine, skiprows, index_col; whether the file has a header
-    row): `csv_layout`'s, the rows of a units row (a label file's or a beats file's has none) read as data."""
-    kw, header, _ = csv_layout(p)
-    return kw, header
-
-
 def csv_layout(p: Path) -> tuple[dict, bool, int | None]:
     """(pandas.read_csv keywords, whether the file has a header row, the 0-based line of a units row or None) from
     its first lines (`csv_head`): its '#' comment lines before the first row are skipped (`skiprows`), however many;
@@ -190,8 +183,9 @@ def csv_head(lines) -> CsvHead | None:
     row: a file's, or `predict --data -`'s stdin as it arrives), None where it holds no row. A UTF-8 byte order mark
     and '#' comment lines before the first row (a logger's preamble: device, firmware, start time) are skipped, as
     are blank lines. The separator is a tab, else a semicolon (where the first two rows hold as many), else a comma,
-    else whitespace; the decimal mark is a comma where a field of a semicolon- or tab-separated data line is a number
-    written so (`-17,64`: European spreadsheet exports), else a point. A header row is a first row not all numbers;
+    else whitespace; the decimal mark is a comma where a field of a semicolon- or tab-separated data line held (a
+    first row of whole numbers hides none) is a number written so (`-17,64`: European spreadsheet exports), else a
+    point. A header row is a first row not all numbers;
     a units row is the row right under it when none of its fields is a number, a date-time or a missing value (NA:
     a first row of gaps), as in `s,a.u.` or `ms,counts,g,g,g`, and the row after holds a number."""
     rows: list[tuple[int, str]] = []
@@ -208,7 +202,7 @@ def csv_head(lines) -> CsvHead | None:
                 break
     if not rows:
         return None
-    kw, header = sniff_csv(rows[0][1], rows[min(1, len(rows) - 1)][1])
+    kw, header = sniff_csv(rows[0][1], *[r for _, r in rows[1:]] or [rows[0][1]])   # every row held: a decimal comma
     commented = None
     if not header and comments and comments[-1] == rows[0][0] - 1:
         commented = _commented_header(last_comment, rows[0][1], kw["sep"])
@@ -252,16 +246,18 @@ def _units_row(head: str, line: str, data: str, kw: dict) -> bool:
             and not any(is_number(t, ",") or _DATE_OR_TIME.search(t) or t in _MISSING for t in cells))
 
 
-def sniff_csv(line: str, data: str) -> tuple[dict, bool]:
-    """`csv_options` from a first line (a header or a row) and a data line (the next non-blank one; the first again
-    where there is none): a file's first two lines, or `predict --data -`'s header and first row on stdin."""
+def sniff_csv(line: str, data: str, *more: str) -> tuple[dict, bool]:
+    """`csv_layout`'s keywords from a first line (a header or a row) and a data line (the next non-blank one; the
+    first again where there is none) and `more` after it (a decimal comma in any of the lines counts: `0;1` then
+    `0,015625;2`): a file's first rows, or `predict --data -`'s header and first rows on stdin."""
     line, data = line.strip(), data.strip()
     semi = ";" in line and line.count(";") == data.count(";")
     sep = "\t" if "\t" in line else ";" if semi else "," if "," in line else ";" if ";" in line else r"\s+"
 
     def fields(s: str) -> list[str]:
         return [t.strip().strip('"') for t in re.split(sep, s) if t.strip()]
-    decimal = "," if sep != "," and any(is_number(t, ",") for t in fields(data) if "," in t) else "."
+    decimal = "," if sep != "," and any(is_number(t, ",") for d in (line, data, *more) for t in fields(d) if "," in t) \
+        else "."
     header = not all(is_number(t, decimal) for t in fields(line))
     kw = {"sep": sep, "header": 0 if header else None, "decimal": decimal,
           **({"engine": "python"} if sep == r"\s+" else {})}
@@ -332,7 +328,8 @@ def unit_key(unit: str) -> str:
 
 LABEL_UNITS = frozenset((    # units a sensor column's name ends with in parentheses, kept as its label (lower case)
     "a.u.", "au", "arb. units", "arb.u.", "counts", "count", "adc", "lsb", "v", "mv", "uv", "µv", "μv", "na", "ua",
-    "µa", "μa", "%", "bpm", "1/min", "mmhg", "°c", "degc", "deg/s", "dps", "rad/s"))
+    "µa", "μa", "%", "bpm", "1/min", "/min", "beats/min", "br/min", "breaths/min", "brpm", "mmhg", "°c", "degc",
+    "deg/s", "dps", "rad/s"))     # (a label file's `hr (bpm)`, `rr (br/min)` too)
 _NAME_UNIT = re.compile(r"(?P<name>.*?\S)\s*(?:\[(?P<bracket>[^\[\]]*)\]|\((?P<paren>[^()]*)\))")
 
 
