@@ -14,6 +14,8 @@ rows a read. predict.py's `run` and `predict` hand `--data -` here.
 """
 from __future__ import annotations
 
+import io
+
 import numpy as np
 
 from sqtool.core import SqtoolError
@@ -242,6 +244,7 @@ def _line_batches(rows):
     read = getattr(rows, "read1", None) or rows.read
     tail, no = b"", 1
     while True:
+        _until_readable(rows)
         got = read(READ_BYTES)
         if not got:
             break
@@ -251,6 +254,20 @@ def _line_batches(rows):
             no += len(lines)
     if tail.strip():
         yield no, [tail.decode("utf-8", "replace")]
+
+
+def _until_readable(rows, poll_s: float = 0.25) -> None:
+    """Wait until `rows` (stdin) has bytes or EOF, back in Python every poll_s: a Ctrl-C the kernel hands to another
+    thread of the process (a library's thread pool) only sets Python's flag, and a main thread blocked in read() on
+    an open, quiet pipe never ran its handler (the run outlived SIGINT). A stream without a file descriptor, or one
+    select cannot wait on: read at once."""
+    import select
+    try:
+        fd = rows.fileno()
+        while not select.select([fd], [], [], poll_s)[0]:
+            pass
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return
 
 
 def _layout(batches) -> tuple[CsvHead, list[str]]:
