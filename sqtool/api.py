@@ -146,6 +146,35 @@ def _record(ppg, acc, fs, acc_fs, sensors: list[str], needs_acc: bool, where: st
     return Record("arrays", "arrays", "input", sig, {c: acc_fs if c.startswith("acc_") else fs for c in sig})
 
 
+def _chunk_arrays(ppg, acc, where: str, sensors: list[str], needs_acc: bool, fs: float, every_sensor: bool = False,
+                  acc_own_rate: bool = False, acc_unit: str = "") -> tuple[np.ndarray, np.ndarray | None]:
+    """A stream's chunk (`HrStream.push`, `TaskStream.push`) as (ppg (n, k), acc (n, 3), or (m, 3) checked only as
+    samples where `acc_own_rate`; None where the model reads none, a given one checked still), or one SqtoolError
+    line starting with `where`: ppg (n,) or (n, k), its columns the model's `sensors` (every_sensor: all of them;
+    else at most as many), acc one row per ppg sample at `fs` (`acc_unit`: what the line says its unit is)."""
+    n_s = len(sensors)
+    ppg = _samples("ppg", ppg, where, empty=True)
+    ppg = ppg[:, None] if ppg.ndim == 1 else ppg
+    if ppg.ndim != 2 or (ppg.shape[1] != n_s if every_sensor else ppg.shape[1] > n_s):
+        what = f"the model's S = {n_s} sensor column(s)" if every_sensor else f"S <= {n_s} sensors"
+        raise SqtoolError(f"{where}: ppg must be (n,) or (n, S) for {what} ({', '.join(sensors)}), got shape "
+                          f"{ppg.shape}" + (" (channels-first? pass ppg.T)" if ppg.ndim == 2 and ppg.shape[0] <= n_s
+                                            else ""))
+    n = ppg.shape[0]
+    if acc is None:
+        if needs_acc:
+            raise SqtoolError(f"{where}: this model reads the accelerometer: pass acc, ({n}, 3) x, y, z{acc_unit}")
+        return ppg, None
+    acc = _samples("acc", acc, where, empty=True)                   # checked where given, read where the model does
+    if not acc_own_rate and acc.shape != (n, 3):
+        hint = (" (channels-first? pass acc.T)" if acc.shape == (3, n) else
+                f" (one row per ppg sample: the stream's acc is at fs, {fs:g} Hz)"
+                if acc.ndim == 2 and acc.shape[1] == 3 else "")
+        raise SqtoolError(f"{where}: acc must be ({n}, 3), x, y, z for the chunk's {n} ppg samples, got "
+                          f"shape {acc.shape}{hint}")
+    return ppg, acc if needs_acc else None
+
+
 def _artifacts(export_dir):
     """An export folder's Artifacts (`runtimes.load_artifacts`: its manifest and metadata checked), or the Artifacts
     given (`load_model` has read them already)."""
@@ -395,31 +424,15 @@ class HrStream:
     def _chunk(self, ppg, acc) -> tuple[np.ndarray, np.ndarray | None]:
         """ppg (n,) or (n, k), acc (n, 3) or None -> ((k [+ 3], n) float64 rows at fs, None), or with the
         accelerometer at its own rate ((k, n) at fs, (3, m) at acc_fs); or one line naming what is wrong."""
-        where, n_s = "HrStream.push", len(self.model.sensors)
-        ppg = _samples("ppg", ppg, where, empty=True)
-        ppg = ppg[:, None] if ppg.ndim == 1 else ppg
-        if ppg.ndim != 2 or ppg.shape[1] > n_s:
-            raise SqtoolError(f"{where}: ppg must be (n,) or (n, S) for S <= {n_s} sensors "
-                              f"({', '.join(self.model.sensors)}), got shape {ppg.shape}"
-                              + (" (channels-first? pass ppg.T)" if ppg.ndim == 2 else ""))
+        where = "HrStream.push"
+        ppg, acc = _chunk_arrays(ppg, acc, where, self.model.sensors, self.model.needs_acc, self.fs,
+                                 acc_own_rate=self.acc_rs is not None)
         n, k = ppg.shape
         if self.k is not None and k != self.k:
             raise SqtoolError(f"{where}: ppg has {k} sensor column(s), the stream's first chunk had {self.k}")
-        rows = [ppg.T]
-        if self.model.needs_acc:
-            if acc is None:
-                raise SqtoolError(f"{where}: this model reads the accelerometer: pass acc, ({n}, 3) x, y, z")
-            acc = _samples("acc", acc, where, empty=True)
-            if self.acc_rs is not None:                                 # its own rate: a running count
-                return np.concatenate(rows).astype(np.float64), self._acc_rows(acc, n, where)
-            if acc.shape != (n, 3):
-                hint = (" (channels-first? pass acc.T)" if acc.shape == (3, n) else
-                        f" (one row per ppg sample: the stream's acc is at fs, {self.fs:g} Hz)"
-                        if acc.ndim == 2 and acc.shape[1] == 3 else "")
-                raise SqtoolError(f"{where}: acc must be ({n}, 3), x, y, z for the chunk's {n} ppg samples, got "
-                                  f"shape {acc.shape}{hint}")
-            rows.append(acc.T)
-        return np.concatenate(rows).astype(np.float64), None            # (k [+ 3], n)
+        if acc is not None and self.acc_rs is not None:                 # its own rate: a running count
+            return ppg.T.astype(np.float64), self._acc_rows(acc, n, where)
+        return np.concatenate([ppg.T, *([] if acc is None else [acc.T])]).astype(np.float64), None   # (k [+ 3], n)
 
     def _acc_rows(self, acc: np.ndarray, n: int, where: str) -> np.ndarray:
         """An accelerometer chunk at acc_fs beside n PPG samples -> (3, m) float64: any m that keeps the stream's
@@ -702,24 +715,11 @@ class TaskStream:
     def _chunk(self, ppg, acc) -> np.ndarray:
         """ppg (n,) or (n, S), acc (n, 3) or None -> (C, n) float64 rows in the model's channel order, or one line
         naming what is wrong."""
-        where, sensors = "TaskStream.push", self.model.sensors
-        ppg = _samples("ppg", ppg, where, empty=True)
-        ppg = ppg[:, None] if ppg.ndim == 1 else ppg
-        if ppg.ndim != 2 or ppg.shape[1] != len(sensors):
-            raise SqtoolError(f"{where}: ppg must be (n,) or (n, S) for the model's S = {len(sensors)} sensor "
-                              f"column(s) ({', '.join(sensors)}), got shape {ppg.shape}"
-                              + (" (channels-first? pass ppg.T)" if ppg.ndim == 2 and ppg.shape[0] == len(sensors)
-                                 else ""))
+        ppg, acc = _chunk_arrays(ppg, acc, "TaskStream.push", self.model.sensors, self.model.needs_acc, self.fs,
+                                 every_sensor=True, acc_unit=" in g")
         n = ppg.shape[0]
-        rows = dict(zip(sensors, ppg.T))
-        if acc is None and self.model.needs_acc:
-            raise SqtoolError(f"{where}: this model reads the accelerometer: pass acc, ({n}, 3) x, y, z in g")
+        rows = dict(zip(self.model.sensors, ppg.T))
         if acc is not None:
-            acc = _samples("acc", acc, where, empty=True)
-            if acc.ndim != 2 or acc.shape[1] != 3 or (self.acc_fs == self.fs and acc.shape[0] != n):
-                hint = " (channels-first? pass acc.T)" if acc.ndim == 2 and acc.shape[0] == 3 else ""
-                raise SqtoolError(f"{where}: acc must be ({n}, 3), x, y, z for the chunk's {n} ppg samples, got "
-                                  f"shape {acc.shape}{hint}")
             rows.update({f"acc_{a}": acc[:, j] for j, a in enumerate("xyz")})
         return np.array([rows[c] for c in self.spec.channels], np.float64).reshape(len(self.spec.channels), n)
 
