@@ -1116,9 +1116,11 @@ def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: 
         if not f.is_file():
             raise SqtoolError(f"{where}: label '{name}' file {f} not found")
         from sqtool.data.readers._common import numeric_column
+        from sqtool.data.readers.generic import column_named
         table = label_table(f)                                     # as a recording's: separator, units row, ...
         df = table.df
-        tcol, vcol = (named_column(df.columns, (own,) if own else auto)
+        tcol, vcol = (next((c for n in ((own,) if own else auto) if (c := column_named(
+                          list(df.columns), str(n).strip(), str(f), "", ignore_case=True)) is not None), None)
                       for own, auto in ((src.start_column, ("start", "start_s", "time", "t")),
                                         (src.value_column, (name, "bpm", "value", "rr"))))
         if tcol is None or vcol is None:
@@ -1324,17 +1326,6 @@ def label_table(f: Path):
     return table
 
 
-def named_column(columns, names) -> str | None:
-    """The first of `columns` a name of `names` (in their order, case ignored) names, as written or without the unit
-    at its end (`generic.name_unit`: `start` names `start [s]`); None where none."""
-    from sqtool.data.readers.generic import name_unit
-    for n in (str(n).strip().lower() for n in names):
-        for c in columns:
-            if n in (str(c).lower(), name_unit(c)[0].lower()):
-                return c
-    return None
-
-
 def said_unit(ds: DatasetFile, name: str) -> str | None:
     """How the dataset file says label `name`'s time_unit ("dataset.yaml says time_unit: ms in labels.hr"), for a
     line where its file's own disagrees; None where it says none (the default, s, gives way to the file's)."""
@@ -1351,17 +1342,11 @@ def file_time_unit(table, tcol: str, src, f: Path, said: str | None) -> str:
     return time_unit_of(table, tcol, src.time_unit if said else None, str(f), said or "") or src.time_unit
 
 
-PER_MINUTE = ("1/min", "/min", "min^-1", "min-1", "per min", "per minute")
-LABEL_SPELLINGS = {"bpm": frozenset(("bpm", "beats/min", "beat/min", "beats per minute", *PER_MINUTE)),
-                   "breaths/min": frozenset(("breaths/min", "breath/min", "br/min", "brpm", "bpm", "rpm",
-                                             "breaths per minute", *PER_MINUTE))}   # hr's, rr's units as written
-
-
 def check_label_unit(table, vcol: str, unit: str, name: str, f: Path, custom: bool) -> None:
     """A unit label file `f` writes for value column `vcol` (its units row, or its name: `hr [bpm]`) must be label
-    `name`'s `unit` (hr: bpm, rr: breaths/min, as LABEL_SPELLINGS spells them; a custom label's own unit:, case
-    ignored), else one line naming both (an `hr [ms]` column holds R-R intervals, not a heart rate)."""
-    from sqtool.data.readers.generic import unit_from, unit_text
+    `name`'s `unit` (hr: bpm, rr: breaths/min, as `generic.LABEL_SPELLINGS` spells them; a custom label's own
+    unit:, case ignored), else one line naming both (an `hr [ms]` column holds R-R intervals, not a heart rate)."""
+    from sqtool.data.readers.generic import LABEL_SPELLINGS, unit_from, unit_text
     written = table.units.get(vcol)
     if written is None or unit_text(written) in LABEL_SPELLINGS.get(unit, {unit_text(unit)}):
         return

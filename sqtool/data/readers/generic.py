@@ -326,10 +326,14 @@ def unit_key(unit: str) -> str:
     return TIME_SPELLINGS.get(t) or acc_unit_of(unit) or t
 
 
+PER_MINUTE = ("1/min", "/min", "min^-1", "min-1", "per min", "per minute")
+LABEL_SPELLINGS = {"bpm": frozenset(("bpm", "beats/min", "beat/min", "beats per minute", *PER_MINUTE)),
+                   "breaths/min": frozenset(("breaths/min", "breath/min", "br/min", "brpm", "bpm", "rpm",
+                                             "breaths per minute", *PER_MINUTE))}   # hr's, rr's units as written
 LABEL_UNITS = frozenset((    # units a sensor column's name ends with in parentheses, kept as its label (lower case)
     "a.u.", "au", "arb. units", "arb.u.", "counts", "count", "adc", "lsb", "v", "mv", "uv", "µv", "μv", "na", "ua",
-    "µa", "μa", "%", "bpm", "1/min", "/min", "beats/min", "br/min", "breaths/min", "brpm", "mmhg", "°c", "degc",
-    "deg/s", "dps", "rad/s"))     # (a label file's `hr (bpm)`, `rr (br/min)` too)
+    "µa", "μa", "%", "mmhg", "°c", "degc", "deg/s", "dps", "rad/s")).union(*LABEL_SPELLINGS.values())
+#   (a label file's `hr (bpm)`, `rr (br/min)` too: every spelling of LABEL_SPELLINGS)
 _NAME_UNIT = re.compile(r"(?P<name>.*?\S)\s*(?:\[(?P<bracket>[^\[\]]*)\]|\((?P<paren>[^()]*)\))")
 
 
@@ -348,13 +352,16 @@ def name_unit(column) -> tuple[str, str | None]:
     return m["name"], unit
 
 
-def column_named(columns, name: str, where: str, what: str) -> str | None:
+def column_named(columns, name: str, where: str, what: str, ignore_case: bool = False) -> str | None:
     """The column among `columns` (as the header writes them) that `name` names: that column, else the one whose
     name without its unit is `name` (`ppg` names `ppg [a.u.]`: `name_unit`); None where none. Two such columns
-    (`ppg [a.u.]`, `ppg [mV]`): one line naming them."""
+    (`ppg [a.u.]`, `ppg [mV]`): one line naming them. `ignore_case`: `Start [s]` named by start (a label file's)."""
     if name in columns:
         return name
-    same = [str(c) for c in columns if name_unit(c)[1] is not None and name_unit(c)[0] == name]
+    key = str.lower if ignore_case else str
+    if ignore_case and (hit := [c for c in columns if key(str(c)) == key(name)]):
+        return hit[0]
+    same = [str(c) for c in columns if (bare := name_unit(c))[1] is not None and key(bare[0]) == key(name)]
     if len(same) > 1:
         raise SqtoolError(f"{where}: {what}{': ' * bool(what)}column '{name}' names {len(same)} columns once their "
                           f"units are left out ({', '.join(same)}); name the one meant as the header writes it")
@@ -571,7 +578,8 @@ def read_csv(path, fs: float | None = None, time_column: str | None = None, time
         x = numeric_column(df, col, where)
         if (u := table.units.get(col)) is not None:                  # its units row or name: acc to g, else a label
             units[ch] = u
-            x = x * acc_to_g(u) if ch.startswith("acc") and acc_to_g(u) is not None else x
+            if ch.startswith("acc") and (k := acc_to_g(u)) is not None:
+                x = x * k
         signals[ch] = grid.spread(x) if grid is not None else x      # rows missing from the clock: NaN samples
     if not signals:
         raise SqtoolError(f"{where}: no signal columns besides the time column")
